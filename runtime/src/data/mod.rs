@@ -1,0 +1,144 @@
+//! Labelled image sets: the CIFAR-10 binary release and `<root>/<class>/*.png` folders.
+//!
+//! Both load into one [`Dataset`]: 8-bit RGB images stored planar (`C,H,W`, the CIFAR
+//! record layout), one label each, and the class names.
+
+mod cifar;
+mod folder;
+
+pub use cifar::{
+    read_cifar_dir, read_cifar_file, write_cifar_file, write_meta, CifarSplit, CIFAR_SIDE,
+    RECORD_LEN,
+};
+pub use folder::{read_image_folder, FolderReport};
+
+use std::path::{Path, PathBuf};
+
+/// Errors from reading a data set. Each names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {len} bytes is not a whole number of {record}-byte CIFAR records (the record at byte offset {offset} is truncated)")]
+    Truncated {
+        path: PathBuf,
+        len: u64,
+        record: usize,
+        offset: u64,
+    },
+    #[error("{path}: byte offset {offset}: label {label} is out of range (the set has {classes} classes)")]
+    BadLabel {
+        path: PathBuf,
+        offset: u64,
+        label: u8,
+        classes: usize,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl DataError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> Self {
+        DataError::Invalid {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A labelled set of square RGB images of one size, stored planar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Side length in pixels.
+    pub side: usize,
+    /// `len * 3 * side * side` bytes: per image the R plane, then G, then B.
+    pub pixels: Vec<u8>,
+    /// One class index per image.
+    pub labels: Vec<u8>,
+    /// Class names, indexed by label.
+    pub classes: Vec<String>,
+}
+
+impl Dataset {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the set holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Bytes of one image.
+    pub fn image_len(&self) -> usize {
+        3 * self.side * self.side
+    }
+
+    /// The planar bytes of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.image_len();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// Keeps the first `n` images (all of them when `n` is larger).
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len() {
+            self.labels.truncate(n);
+            self.pixels.truncate(n * self.image_len());
+        }
+    }
+
+    /// A 64-bit FNV-1a fingerprint of the labels and pixels, to tell whether two runs saw the same data.
+    pub fn fingerprint(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in self.labels.iter().chain(self.pixels.iter()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// Loads the split of a data set found at `path`: a `cifar-10-batches-bin` folder (or a folder
+/// holding one), a single CIFAR `.bin` file, or an image folder `<path>/<class>/*.png`
+/// (then `split` picks `<path>/train` or `<path>/test` when those exist).
+///
+/// Images of a folder set are resized to `side`; skipped files are returned in the report.
+pub fn load(
+    path: &Path,
+    split: CifarSplit,
+    side: usize,
+) -> Result<(Dataset, FolderReport), DataError> {
+    if path.is_file() {
+        let classes = cifar::read_meta(path.parent().unwrap_or(Path::new(".")))?;
+        return Ok((read_cifar_file(path, &classes)?, FolderReport::default()));
+    }
+    if !path.exists() {
+        return Err(DataError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+        ));
+    }
+    if let Some(dir) = cifar::find_cifar_dir(path) {
+        return Ok((read_cifar_dir(&dir, split)?, FolderReport::default()));
+    }
+    let sub = path.join(split.folder_name());
+    let root = if sub.is_dir() {
+        sub
+    } else {
+        path.to_path_buf()
+    };
+    read_image_folder(&root, side)
+}

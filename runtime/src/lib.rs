@@ -1,0 +1,295 @@
+//! Run image-classification ONNX models through ONNX Runtime (`ort`) or the pure-Rust tract engine.
+//!
+//! ```no_run
+//! use runtime::{Classifier, EngineChoice};
+//!
+//! let mut classifier = Classifier::builder().engine(EngineChoice::Auto).build_from_file("models/cnn.onnx")?;
+//! let prediction = classifier.classify_file("cat.png")?;
+//! println!("{} ({:.1} %) via {}", prediction.label, 100.0 * prediction.probability, classifier.engine_name());
+//! # Ok::<(), runtime::Error>(())
+//! ```
+
+pub mod data;
+mod engine;
+mod model_info;
+pub mod preprocess;
+pub mod verify;
+
+pub use engine::ort_library;
+pub use engine::EngineChoice;
+pub use model_info::{ModelInfo, TensorInfo};
+pub use preprocess::{ChannelOrder, InputConfig, Layout};
+
+use std::path::{Path, PathBuf};
+
+/// Errors of the runtime. Each says which file or engine was involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a usable model: {reason}")]
+    BadModel { path: PathBuf, reason: String },
+    #[error("{engine}: {reason}")]
+    Engine {
+        engine: &'static str,
+        reason: String,
+    },
+    #[error("ONNX Runtime is not available: {0}")]
+    OrtUnavailable(String),
+    #[error("{path}: {source}")]
+    Image {
+        path: PathBuf,
+        #[source]
+        source: preprocess::ImageError,
+    },
+    #[error("input: {0}")]
+    Input(String),
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+}
+
+/// `Result` with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One image's classification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Index of the most probable class.
+    pub class: usize,
+    /// Its name (the index as text when the model carries no class names).
+    pub label: String,
+    /// Its probability.
+    pub probability: f32,
+    /// All class probabilities.
+    pub probabilities: Vec<f32>,
+}
+
+/// Options for building a [`Classifier`].
+#[derive(Debug, Clone, Default)]
+pub struct ClassifierBuilder {
+    engine: EngineChoice,
+    threads: Option<usize>,
+}
+
+impl ClassifierBuilder {
+    /// Which engine runs the model (default: [`EngineChoice::Auto`], ONNX Runtime with tract as fallback).
+    pub fn engine(mut self, engine: EngineChoice) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Threads an engine may use within one run (default: the engine's own choice).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Loads the model file at `path`.
+    pub fn build_from_file(self, path: impl AsRef<Path>) -> Result<Classifier> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.build_from_bytes(&bytes, path)
+    }
+
+    /// Loads a model from memory; `name` only names it in errors.
+    pub fn build_from_bytes(self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Classifier> {
+        let name = name.as_ref();
+        let info = ModelInfo::from_bytes(bytes, name)?;
+        let config = match &info.input_config {
+            Some(c) => c.clone(),
+            None => guess_input_config(&info).ok_or_else(|| Error::BadModel {
+                path: name.to_path_buf(),
+                reason: format!(
+                    "input {:?} of shape {:?} is not an image batch with 3 channels and a fixed size",
+                    info.input.name, info.input.shape
+                ),
+            })?,
+        };
+        let (engine, fallback) = engine::load(self.engine, bytes, name, self.threads)?;
+        Ok(Classifier {
+            engine,
+            info,
+            config,
+            fallback,
+        })
+    }
+}
+
+/// Without our metadata: an `[N,3,H,W]` or `[N,H,W,3]` input of fixed size, pixels scaled to `[0,1]`.
+fn guess_input_config(info: &ModelInfo) -> Option<InputConfig> {
+    let s = &info.input.shape;
+    let (layout, h, w) = match (s[1], s[2], s[3]) {
+        (Some(3), Some(h), Some(w)) => (Layout::Nchw, h, w),
+        (Some(h), Some(w), Some(3)) => (Layout::Nhwc, h, w),
+        _ => return None,
+    };
+    Some(InputConfig {
+        height: h,
+        width: w,
+        layout,
+        ..InputConfig::unit_rgb(h)
+    })
+}
+
+/// A loaded model, ready to classify images.
+pub struct Classifier {
+    engine: Box<dyn engine::Engine>,
+    info: ModelInfo,
+    config: InputConfig,
+    fallback: Option<String>,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("engine", &self.engine.name())
+            .field("provider", &self.engine.provider())
+            .field("input", &self.info.input)
+            .finish()
+    }
+}
+
+impl Classifier {
+    /// Starts a [`ClassifierBuilder`].
+    pub fn builder() -> ClassifierBuilder {
+        ClassifierBuilder::default()
+    }
+
+    /// `"ort"` or `"tract"`.
+    pub fn engine_name(&self) -> &'static str {
+        self.engine.name()
+    }
+
+    /// The execution provider that runs the model (e.g. `"cpu"`).
+    pub fn provider(&self) -> String {
+        self.engine.provider()
+    }
+
+    /// Why the engine asked for is not the one running, if it is not.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// What the model file says about itself.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The preprocessing applied to images.
+    pub fn input_config(&self) -> &InputConfig {
+        &self.config
+    }
+
+    /// Runs a prepared input tensor and returns `[batch, classes]` probabilities.
+    pub fn run_tensor(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let shape = self.config.shape(batch);
+        if input.len() != shape.iter().product::<usize>() {
+            return Err(Error::Input(format!(
+                "{} values do not make a batch of shape {shape:?}",
+                input.len()
+            )));
+        }
+        let (out_shape, mut values) = self.engine.run(input, &shape)?;
+        let classes = out_shape.last().copied().unwrap_or(0);
+        if out_shape.first() != Some(&batch) || classes == 0 || values.len() != batch * classes {
+            return Err(Error::Engine {
+                engine: self.engine.name(),
+                reason: format!("output of shape {out_shape:?} for a batch of {batch}"),
+            });
+        }
+        if !self.info.outputs_probabilities {
+            preprocess::softmax_rows(&mut values, classes);
+        }
+        Ok(values)
+    }
+
+    /// Classifies planar RGB images (`C,H,W` bytes each) already at the model's size.
+    pub fn classify_planar(&mut self, planar: &[u8]) -> Result<Vec<Prediction>> {
+        let per_image = 3 * self.config.height * self.config.width;
+        if planar.is_empty() || planar.len() % per_image != 0 {
+            return Err(Error::Input(format!(
+                "{} bytes is not a whole number of {}x{} RGB images",
+                planar.len(),
+                self.config.height,
+                self.config.width
+            )));
+        }
+        let batch = planar.len() / per_image;
+        let probs = self.run_tensor(&self.config.tensor_from_planar(planar), batch)?;
+        let classes = probs.len() / batch;
+        Ok(probs
+            .chunks_exact(classes)
+            .map(|row| self.prediction(row))
+            .collect())
+    }
+
+    /// Decodes, resizes and classifies one image file.
+    pub fn classify_file(&mut self, path: impl AsRef<Path>) -> Result<Prediction> {
+        let path = path.as_ref();
+        if self.config.height != self.config.width {
+            return Err(Error::Input(format!(
+                "the model takes {}x{} images; only square inputs are supported",
+                self.config.height, self.config.width
+            )));
+        }
+        let planar = preprocess::load_rgb_square(path, self.config.height).map_err(|source| {
+            Error::Image {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        let mut predictions = self.classify_planar(&planar)?;
+        predictions
+            .pop()
+            .ok_or_else(|| Error::Input("no prediction".into()))
+    }
+
+    fn prediction(&self, row: &[f32]) -> Prediction {
+        let class = preprocess::argmax(row);
+        let label = self
+            .info
+            .classes
+            .as_ref()
+            .and_then(|c| c.get(class).cloned())
+            .unwrap_or_else(|| class.to_string());
+        Prediction {
+            class,
+            label,
+            probability: row[class],
+            probabilities: row.to_vec(),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
+/// reader never sees a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

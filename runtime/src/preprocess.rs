@@ -1,0 +1,345 @@
+//! How pixels become a model's input tensor: one [`InputConfig`], shared by the trainer (which
+//! writes it into the exported model's metadata) and the runtime (which reads it back).
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Memory layout of the input tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Layout {
+    /// `[batch, channels, height, width]`
+    Nchw,
+    /// `[batch, height, width, channels]`
+    Nhwc,
+}
+
+/// Order of the three colour channels in the input tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChannelOrder {
+    Rgb,
+    Bgr,
+}
+
+/// Everything needed to turn an 8-bit RGB image into the model's input:
+/// `value = (pixel * scale - mean[c]) / std[c]`, with `c` in the model's channel order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputConfig {
+    pub height: usize,
+    pub width: usize,
+    pub layout: Layout,
+    pub channel_order: ChannelOrder,
+    pub scale: f32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+/// Metadata keys written into exported models (`metadata_props`).
+pub mod keys {
+    /// JSON array of class names, indexed by output position.
+    pub const CLASSES: &str = "classes";
+    /// `NCHW` or `NHWC`.
+    pub const LAYOUT: &str = "input_layout";
+    /// `HxW`, e.g. `32x32`.
+    pub const SIZE: &str = "input_size";
+    /// `RGB` or `BGR`.
+    pub const CHANNEL_ORDER: &str = "channel_order";
+    /// Multiplier applied to 0..255 pixel values before the mean is subtracted.
+    pub const SCALE: &str = "scale";
+    /// Three comma-separated means, in the model's channel order.
+    pub const MEAN: &str = "mean";
+    /// Three comma-separated standard deviations, in the model's channel order.
+    pub const STD: &str = "std";
+    /// `probabilities` (softmax applied in the graph) or `logits`.
+    pub const OUTPUT: &str = "output";
+}
+
+impl InputConfig {
+    /// Pixels scaled to `[0, 1]`, RGB, NCHW: what the CIFAR CNN is trained on.
+    pub fn unit_rgb(side: usize) -> Self {
+        InputConfig {
+            height: side,
+            width: side,
+            layout: Layout::Nchw,
+            channel_order: ChannelOrder::Rgb,
+            scale: 1.0 / 255.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        }
+    }
+
+    /// The input shape for `batch` images.
+    pub fn shape(&self, batch: usize) -> [usize; 4] {
+        match self.layout {
+            Layout::Nchw => [batch, 3, self.height, self.width],
+            Layout::Nhwc => [batch, self.height, self.width, 3],
+        }
+    }
+
+    /// The `metadata_props` entries that describe this preprocessing.
+    pub fn to_metadata(&self) -> Vec<(String, String)> {
+        let triple = |v: [f32; 3]| format!("{},{},{}", v[0], v[1], v[2]);
+        let order = match self.channel_order {
+            ChannelOrder::Rgb => "RGB",
+            ChannelOrder::Bgr => "BGR",
+        };
+        let layout = match self.layout {
+            Layout::Nchw => "NCHW",
+            Layout::Nhwc => "NHWC",
+        };
+        vec![
+            (keys::LAYOUT.into(), layout.into()),
+            (keys::SIZE.into(), format!("{}x{}", self.height, self.width)),
+            (keys::CHANNEL_ORDER.into(), order.into()),
+            (keys::SCALE.into(), self.scale.to_string()),
+            (keys::MEAN.into(), triple(self.mean)),
+            (keys::STD.into(), triple(self.std)),
+        ]
+    }
+
+    /// Reads the preprocessing back from `metadata_props`; `Ok(None)` when the model carries none.
+    pub fn from_metadata(meta: &HashMap<String, String>) -> Result<Option<Self>, String> {
+        let Some(size) = meta.get(keys::SIZE) else {
+            return Ok(None);
+        };
+        let get = |k: &str| {
+            meta.get(k)
+                .ok_or_else(|| format!("metadata has {} but no {k}", keys::SIZE))
+        };
+        let (h, w) = size
+            .split_once('x')
+            .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
+            .ok_or_else(|| format!("metadata {}: expected HxW, got {size:?}", keys::SIZE))?;
+        let layout = match get(keys::LAYOUT)?.to_ascii_uppercase().as_str() {
+            "NCHW" => Layout::Nchw,
+            "NHWC" => Layout::Nhwc,
+            other => {
+                return Err(format!(
+                    "metadata {}: unknown layout {other:?}",
+                    keys::LAYOUT
+                ))
+            }
+        };
+        let channel_order = match get(keys::CHANNEL_ORDER)?.to_ascii_uppercase().as_str() {
+            "RGB" => ChannelOrder::Rgb,
+            "BGR" => ChannelOrder::Bgr,
+            other => {
+                return Err(format!(
+                    "metadata {}: unknown channel order {other:?}",
+                    keys::CHANNEL_ORDER
+                ))
+            }
+        };
+        let number = |k: &str, s: &str| {
+            s.trim()
+                .parse::<f32>()
+                .map_err(|_| format!("metadata {k}: {s:?} is not a number"))
+        };
+        let triple = |k: &str| -> Result<[f32; 3], String> {
+            let parts: Vec<&str> = get(k)?.split(',').collect();
+            if parts.len() != 3 {
+                return Err(format!(
+                    "metadata {k}: expected three comma-separated numbers"
+                ));
+            }
+            Ok([
+                number(k, parts[0])?,
+                number(k, parts[1])?,
+                number(k, parts[2])?,
+            ])
+        };
+        let config = InputConfig {
+            height: h,
+            width: w,
+            layout,
+            channel_order,
+            scale: number(keys::SCALE, get(keys::SCALE)?)?,
+            mean: triple(keys::MEAN)?,
+            std: triple(keys::STD)?,
+        };
+        if config.std.contains(&0.0) {
+            return Err(format!("metadata {}: a standard deviation of 0", keys::STD));
+        }
+        Ok(Some(config))
+    }
+
+    /// Converts planar 8-bit RGB images (`C,H,W` each, already `height x width`) into the input tensor.
+    pub fn tensor_from_planar(&self, planar: &[u8]) -> Vec<f32> {
+        let plane = self.height * self.width;
+        let per_image = 3 * plane;
+        let batch = planar.len() / per_image;
+        let mut out = vec![0f32; batch * per_image];
+        // Model channel `c` reads source plane `src[c]`.
+        let src = match self.channel_order {
+            ChannelOrder::Rgb => [0, 1, 2],
+            ChannelOrder::Bgr => [2, 1, 0],
+        };
+        for (image, dst) in planar
+            .chunks_exact(per_image)
+            .zip(out.chunks_exact_mut(per_image))
+        {
+            for c in 0..3 {
+                let (mean, inv_std) = (self.mean[c], 1.0 / self.std[c]);
+                let plane_in = &image[src[c] * plane..(src[c] + 1) * plane];
+                for (p, &v) in plane_in.iter().enumerate() {
+                    let x = (f32::from(v) * self.scale - mean) * inv_std;
+                    match self.layout {
+                        Layout::Nchw => dst[c * plane + p] = x,
+                        Layout::Nhwc => dst[p * 3 + c] = x,
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Errors from decoding one image file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot decode: {0}")]
+    Decode(#[from] image::ImageError),
+}
+
+/// Decodes an image file to planar RGB, centre-cropped to a square and resized to `side x side`.
+///
+/// The crop keeps the aspect ratio of what remains, so a wide photo loses its sides rather than
+/// being squashed.
+pub fn load_rgb_square(path: &Path, side: usize) -> Result<Vec<u8>, ImageError> {
+    let bytes = std::fs::read(path)?;
+    let img = image::load_from_memory(&bytes)?;
+    Ok(rgb_square(&img, side))
+}
+
+/// Centre-crops a decoded image to a square, resizes it to `side` and returns planar RGB.
+pub fn rgb_square(img: &image::DynamicImage, side: usize) -> Vec<u8> {
+    let (w, h) = (img.width(), img.height());
+    let s = w.min(h).max(1);
+    let cropped = img.crop_imm((w - s.min(w)) / 2, (h - s.min(h)) / 2, s, s);
+    let side32 = side as u32;
+    let rgb = if s == side32 {
+        cropped.to_rgb8()
+    } else {
+        cropped
+            .resize_exact(side32, side32, image::imageops::FilterType::Triangle)
+            .to_rgb8()
+    };
+    interleaved_to_planar(rgb.as_raw())
+}
+
+/// `RGBRGB...` to `RR..GG..BB..`.
+pub fn interleaved_to_planar(rgb: &[u8]) -> Vec<u8> {
+    let plane = rgb.len() / 3;
+    let mut out = vec![0u8; rgb.len()];
+    for (p, px) in rgb.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            out[c * plane + p] = px[c];
+        }
+    }
+    out
+}
+
+/// `RR..GG..BB..` to `RGBRGB...`.
+pub fn planar_to_interleaved(planar: &[u8]) -> Vec<u8> {
+    let plane = planar.len() / 3;
+    let mut out = vec![0u8; planar.len()];
+    for p in 0..plane {
+        for c in 0..3 {
+            out[p * 3 + c] = planar[c * plane + p];
+        }
+    }
+    out
+}
+
+/// Softmax over each row of `width` values, in place.
+pub fn softmax_rows(values: &mut [f32], width: usize) {
+    for row in values.chunks_exact_mut(width) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        for v in row.iter_mut() {
+            *v /= sum;
+        }
+    }
+}
+
+/// Index of the largest value.
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv {
+                (i, v)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_round_trip() {
+        let mut c = InputConfig::unit_rgb(32);
+        c.layout = Layout::Nhwc;
+        c.channel_order = ChannelOrder::Bgr;
+        c.mean = [103.939, 116.779, 123.68];
+        let meta: HashMap<_, _> = c.to_metadata().into_iter().collect();
+        assert_eq!(InputConfig::from_metadata(&meta).unwrap(), Some(c));
+        assert_eq!(InputConfig::from_metadata(&HashMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_metadata_is_an_error() {
+        let mut meta: HashMap<_, _> = InputConfig::unit_rgb(32)
+            .to_metadata()
+            .into_iter()
+            .collect();
+        meta.insert(keys::MEAN.into(), "1,2".into());
+        assert!(InputConfig::from_metadata(&meta)
+            .unwrap_err()
+            .contains("mean"));
+        meta.insert(keys::SIZE.into(), "32".into());
+        assert!(InputConfig::from_metadata(&meta)
+            .unwrap_err()
+            .contains("HxW"));
+    }
+
+    #[test]
+    fn layouts_and_channel_order() {
+        // 1x1 image: R=10, G=20, B=30.
+        let planar = [10u8, 20, 30];
+        let mut c = InputConfig::unit_rgb(1);
+        c.scale = 1.0;
+        assert_eq!(c.tensor_from_planar(&planar), vec![10.0, 20.0, 30.0]);
+        c.channel_order = ChannelOrder::Bgr;
+        c.mean = [1.0, 2.0, 3.0];
+        c.std = [1.0, 2.0, 1.0];
+        assert_eq!(c.tensor_from_planar(&planar), vec![29.0, 9.0, 7.0]);
+        // 2x1 image in NHWC interleaves.
+        let mut c = InputConfig::unit_rgb(1);
+        c.width = 2;
+        c.scale = 1.0;
+        c.layout = Layout::Nhwc;
+        assert_eq!(
+            c.tensor_from_planar(&[1, 2, 3, 4, 5, 6]),
+            vec![1.0, 3.0, 5.0, 2.0, 4.0, 6.0]
+        );
+    }
+
+    #[test]
+    fn planar_round_trip() {
+        let rgb: Vec<u8> = (0..12).collect();
+        assert_eq!(planar_to_interleaved(&interleaved_to_planar(&rgb)), rgb);
+    }
+}

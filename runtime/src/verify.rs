@@ -1,0 +1,333 @@
+//! Accuracy on a labelled set, and agreement between engines and the trainer's own predictions.
+
+use crate::data::Dataset;
+use crate::preprocess::{argmax, softmax_rows};
+use crate::{Classifier, ClassifierBuilder, EngineChoice, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Accuracy figures of one model on one labelled set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub samples: usize,
+    pub accuracy: f64,
+    /// Per class: correct / images of that class (`None` when the set has none of it).
+    pub per_class: Vec<Option<f64>>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+    pub classes: Vec<String>,
+    /// `samples x classes` probabilities, row-major (not serialized).
+    #[serde(skip)]
+    pub probabilities: Vec<f32>,
+    pub seconds: f64,
+}
+
+impl Evaluation {
+    /// Scores `[samples, classes]` probabilities (or logits) against `labels`.
+    pub fn from_scores(
+        scores: Vec<f32>,
+        labels: &[u8],
+        classes: &[String],
+        seconds: f64,
+    ) -> Result<Self> {
+        let n = classes.len();
+        if n == 0 || scores.len() != labels.len() * n {
+            return Err(Error::Input(format!(
+                "{} scores for {} images of {n} classes",
+                scores.len(),
+                labels.len()
+            )));
+        }
+        let mut confusion = vec![vec![0usize; n]; n];
+        for (row, &label) in scores.chunks_exact(n).zip(labels) {
+            confusion[usize::from(label).min(n - 1)][argmax(row)] += 1;
+        }
+        let correct: usize = (0..n).map(|i| confusion[i][i]).sum();
+        let per_class = confusion
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let total: usize = row.iter().sum();
+                (total > 0).then(|| row[i] as f64 / total as f64)
+            })
+            .collect();
+        Ok(Evaluation {
+            samples: labels.len(),
+            accuracy: correct as f64 / labels.len().max(1) as f64,
+            per_class,
+            confusion,
+            classes: classes.to_vec(),
+            probabilities: scores,
+            seconds,
+        })
+    }
+
+    /// A printable report: accuracy, per-class accuracy and the confusion matrix.
+    pub fn report(&self) -> String {
+        let mut s = format!(
+            "accuracy {:.2} % on {} images\n\n",
+            100.0 * self.accuracy,
+            self.samples
+        );
+        let width = self
+            .classes
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        s += &format!(
+            "{:>width$}  {:>8}  confusion (rows: true, columns: predicted)\n",
+            "class", "acc %"
+        );
+        for (i, row) in self.confusion.iter().enumerate() {
+            let acc = self.per_class[i].map_or("-".to_string(), |a| format!("{:.1}", 100.0 * a));
+            s += &format!("{:>width$}  {acc:>8}  ", self.classes[i]);
+            s += &row.iter().map(|c| format!("{c:>5}")).collect::<String>();
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// Runs every image of `set` through `classifier` in batches of `batch`.
+pub fn evaluate(classifier: &mut Classifier, set: &Dataset, batch: usize) -> Result<Evaluation> {
+    let config = classifier.input_config();
+    if config.height != set.side || config.width != set.side {
+        return Err(Error::Input(format!(
+            "the model takes {}x{} images but the set holds {}x{}",
+            config.height, config.width, set.side, set.side
+        )));
+    }
+    let start = Instant::now();
+    let mut probabilities = Vec::with_capacity(set.len() * set.classes.len());
+    for chunk in set.pixels.chunks(batch.max(1) * set.image_len()) {
+        let batch_len = chunk.len() / set.image_len();
+        let input = classifier.input_config().tensor_from_planar(chunk);
+        probabilities.extend(classifier.run_tensor(&input, batch_len)?);
+    }
+    let classes = probabilities.len() / set.len().max(1);
+    if classes != set.classes.len() {
+        return Err(Error::Input(format!(
+            "the model has {classes} outputs but the set has {} classes",
+            set.classes.len()
+        )));
+    }
+    Evaluation::from_scores(
+        probabilities,
+        &set.labels,
+        &set.classes,
+        start.elapsed().as_secs_f64(),
+    )
+}
+
+/// The trainer's own predictions on a test set, saved next to the exported model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReferencePredictions {
+    /// What produced them, e.g. `burn (flex, cpu)`.
+    pub producer: String,
+    /// The data set they were made on.
+    pub data: PathBuf,
+    /// [`Dataset::fingerprint`] of that set.
+    pub fingerprint: String,
+    pub samples: usize,
+    pub classes: usize,
+    /// `samples x classes` logits, row-major.
+    pub logits: Vec<f32>,
+}
+
+impl ReferencePredictions {
+    /// The file beside `model` (`models/cnn.onnx` -> `models/cnn.burn.json`).
+    pub fn path_for(model: &Path) -> PathBuf {
+        model.with_extension("burn.json")
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec(self).map_err(|e| Error::Input(e.to_string()))?;
+        crate::write_atomic(path, &json).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let preds: Self = serde_json::from_slice(&bytes).map_err(|e| Error::BadModel {
+            path: path.to_path_buf(),
+            reason: format!("not a predictions file ({e})"),
+        })?;
+        if preds.logits.len() != preds.samples * preds.classes {
+            return Err(Error::BadModel {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{} logits for {} samples of {} classes",
+                    preds.logits.len(),
+                    preds.samples,
+                    preds.classes
+                ),
+            });
+        }
+        Ok(preds)
+    }
+}
+
+/// How one engine did against the reference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineCheck {
+    pub engine: String,
+    /// The execution provider that actually ran (`None` when the engine could not run).
+    pub provider: Option<String>,
+    pub samples: usize,
+    pub accuracy: Option<f64>,
+    /// Fraction of images whose top-1 class equals the reference's.
+    pub top1_agreement: Option<f64>,
+    /// Largest |p_engine - p_reference| over all images and classes.
+    pub max_abs_prob_diff: Option<f64>,
+    pub seconds: Option<f64>,
+    /// Why the engine did not run, when it did not.
+    pub error: Option<String>,
+}
+
+/// The `models/<name>.verify.json` report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub model: PathBuf,
+    pub data: PathBuf,
+    pub samples: usize,
+    pub reference: String,
+    pub reference_accuracy: f64,
+    pub engines: Vec<EngineCheck>,
+}
+
+impl VerifyReport {
+    /// The report's path beside `model`.
+    pub fn path_for(model: &Path) -> PathBuf {
+        model.with_extension("verify.json")
+    }
+
+    /// Whether every engine ran and agrees with the reference: top-1 on all images and
+    /// probabilities within `tolerance`.
+    pub fn all_agree(&self, tolerance: f64) -> bool {
+        self.engines.iter().all(|e| {
+            e.top1_agreement == Some(1.0) && e.max_abs_prob_diff.is_some_and(|d| d <= tolerance)
+        })
+    }
+
+    /// A table with one row per engine.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{} on {} images of {}\n",
+            self.model.display(),
+            self.samples,
+            self.data.display()
+        );
+        s += "| engine | provider | accuracy | top-1 agreement | max abs diff prob | seconds |\n";
+        s += "|---|---|---|---|---|---|\n";
+        s += &format!(
+            "| {} | - | {:.2} % | (reference) | - | - |\n",
+            self.reference,
+            100.0 * self.reference_accuracy
+        );
+        for e in &self.engines {
+            match &e.error {
+                Some(err) => s += &format!("| {} | - | not run: {err} | | | |\n", e.engine),
+                None => {
+                    s += &format!(
+                        "| {} | {} | {:.2} % | {:.2} % | {:.2e} | {:.2} |\n",
+                        e.engine,
+                        e.provider.as_deref().unwrap_or("-"),
+                        100.0 * e.accuracy.unwrap_or(0.0),
+                        100.0 * e.top1_agreement.unwrap_or(0.0),
+                        e.max_abs_prob_diff.unwrap_or(f64::NAN),
+                        e.seconds.unwrap_or(0.0)
+                    )
+                }
+            }
+        }
+        s
+    }
+}
+
+/// Runs `set` through each engine in `engines` and compares with the reference predictions.
+pub fn verify(
+    model: &Path,
+    set: &Dataset,
+    reference: &ReferencePredictions,
+    engines: &[EngineChoice],
+    batch: usize,
+) -> Result<VerifyReport> {
+    if reference.fingerprint != set.fingerprint() || reference.samples != set.len() {
+        return Err(Error::Input(format!(
+            "the reference predictions were made on {} ({} images, fingerprint {}), not on this set ({} images, fingerprint {})",
+            reference.data.display(),
+            reference.samples,
+            reference.fingerprint,
+            set.len(),
+            set.fingerprint()
+        )));
+    }
+    let mut ref_probs = reference.logits.clone();
+    softmax_rows(&mut ref_probs, reference.classes);
+    let reference_eval =
+        Evaluation::from_scores(ref_probs.clone(), &set.labels, &set.classes, 0.0)?;
+    let mut checks = Vec::new();
+    for &choice in engines {
+        let name = match choice {
+            EngineChoice::Ort => "ort",
+            EngineChoice::Tract => "tract",
+            EngineChoice::Auto => "auto",
+        };
+        let run = ClassifierBuilder::default()
+            .engine(choice)
+            .build_from_file(model)
+            .and_then(|mut c| Ok((evaluate(&mut c, set, batch)?, c.engine_name(), c.provider())));
+        checks.push(match run {
+            Ok((eval, engine, provider)) => {
+                let agree = eval
+                    .probabilities
+                    .chunks_exact(reference.classes)
+                    .zip(ref_probs.chunks_exact(reference.classes))
+                    .filter(|(a, b)| argmax(a) == argmax(b))
+                    .count();
+                let max_diff = eval
+                    .probabilities
+                    .iter()
+                    .zip(&ref_probs)
+                    .map(|(a, b)| f64::from((a - b).abs()))
+                    .fold(0.0, f64::max);
+                EngineCheck {
+                    engine: engine.to_string(),
+                    provider: Some(provider),
+                    samples: eval.samples,
+                    accuracy: Some(eval.accuracy),
+                    top1_agreement: Some(agree as f64 / set.len().max(1) as f64),
+                    max_abs_prob_diff: Some(max_diff),
+                    seconds: Some(eval.seconds),
+                    error: None,
+                }
+            }
+            Err(e) => EngineCheck {
+                engine: name.to_string(),
+                provider: None,
+                samples: 0,
+                accuracy: None,
+                top1_agreement: None,
+                max_abs_prob_diff: None,
+                seconds: None,
+                error: Some(e.to_string()),
+            },
+        });
+    }
+    Ok(VerifyReport {
+        model: model.to_path_buf(),
+        data: reference.data.clone(),
+        samples: set.len(),
+        reference: reference.producer.clone(),
+        reference_accuracy: reference_eval.accuracy,
+        engines: checks,
+    })
+}

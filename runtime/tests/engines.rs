@@ -1,0 +1,94 @@
+//! ort and tract run the same model to the same numbers, at any batch size; bad models are refused.
+
+use runtime::{Classifier, EngineChoice, Error};
+use std::path::{Path, PathBuf};
+
+fn tiny() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx")
+}
+
+/// ONNX Runtime for this test process: found, or fetched through pip.
+fn ensure_ort() {
+    if let Err(why) = runtime::ort_library::find() {
+        runtime::ort_library::fetch(None)
+            .unwrap_or_else(|e| panic!("ONNX Runtime missing ({why}) and fetch failed: {e}"));
+    }
+}
+
+fn pixels(n: usize, seed: u32) -> Vec<u8> {
+    (0..n as u32 * 192)
+        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 24) as u8)
+        .collect()
+}
+
+#[test]
+fn ort_and_tract_agree_at_batch_1_7_64() {
+    ensure_ort();
+    let mut ort = Classifier::builder()
+        .engine(EngineChoice::Ort)
+        .build_from_file(tiny())
+        .unwrap();
+    let mut tract = Classifier::builder()
+        .engine(EngineChoice::Tract)
+        .build_from_file(tiny())
+        .unwrap();
+    assert_eq!((ort.engine_name(), ort.provider().as_str()), ("ort", "cpu"));
+    assert_eq!(tract.engine_name(), "tract");
+    for (batch, seed) in [(1, 1), (7, 2), (64, 3)] {
+        let images = pixels(batch, seed);
+        let a = ort.classify_planar(&images).unwrap();
+        let b = tract.classify_planar(&images).unwrap();
+        assert_eq!(a.len(), batch);
+        for (pa, pb) in a.iter().zip(&b) {
+            assert_eq!(pa.class, pb.class);
+            for (x, y) in pa.probabilities.iter().zip(&pb.probabilities) {
+                assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+            }
+        }
+        // Different images give different outputs: the comparison is not vacuous.
+        assert!(
+            a.windows(2)
+                .all(|w| w[0].probabilities != w[1].probabilities)
+                || batch == 1
+        );
+    }
+    assert_eq!(
+        ort.info().classes.as_deref(),
+        Some(&["red".to_string(), "green".into(), "blue".into()][..])
+    );
+}
+
+#[test]
+fn corrupt_and_truncated_models_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.onnx");
+    std::fs::write(&garbage, b"this is not a protobuf \xff\xff\xff\xff").unwrap();
+    let bytes = std::fs::read(tiny()).unwrap();
+    let truncated = dir.path().join("truncated.onnx");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let empty = dir.path().join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    for (path, engine) in [
+        (&garbage, EngineChoice::Tract),
+        (&truncated, EngineChoice::Auto),
+        (&empty, EngineChoice::Tract),
+    ] {
+        let err = Classifier::builder()
+            .engine(engine)
+            .build_from_file(path)
+            .unwrap_err();
+        assert!(matches!(err, Error::BadModel { .. }), "{path:?}: {err}");
+        assert!(
+            err.to_string()
+                .contains(path.file_name().unwrap().to_str().unwrap()),
+            "{err}"
+        );
+    }
+    let err = Classifier::builder()
+        .build_from_file(dir.path().join("absent.onnx"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "{err}"
+    );
+}

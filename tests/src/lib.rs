@@ -1,0 +1,15 @@
+//! End-to-end tests of the pipeline live in `tests/`; this library holds what they share.
+
+use std::path::Path;
+
+/// Makes ONNX Runtime available to this test process: found, or fetched through pip.
+pub fn ensure_onnxruntime() {
+    if let Some(why) = trainer::pipeline::ensure_onnxruntime() {
+        panic!("ONNX Runtime is needed by this test and could not be fetched: {why}");
+    }
+}
+
+/// Whether a file exists and is not empty.
+pub fn non_empty(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+}

@@ -1,0 +1,146 @@
+//! Stand-in data -> Burn training -> ONNX export -> ort and tract, checked against Burn.
+
+use pipeline_tests::{ensure_onnxruntime, non_empty};
+use runtime::verify::ReferencePredictions;
+use runtime::{Classifier, EngineChoice};
+use trainer::backend::DeviceChoice;
+use trainer::data::standin::{self, StandinConfig};
+use trainer::model::cnn::CnnConfig;
+use trainer::pipeline::{self, DataSource, TrainRun};
+use trainer::train::TrainConfig;
+
+fn run(dir: &std::path::Path, name: &str, epochs: usize, lr: f64) -> TrainRun {
+    TrainRun {
+        name: name.into(),
+        models_dir: dir.join("models"),
+        model: CnnConfig::default(),
+        train: TrainConfig {
+            epochs,
+            batch_size: 32,
+            learning_rate: lr,
+            ..TrainConfig::default()
+        },
+        device: DeviceChoice::Cpu,
+        show_progress: false,
+    }
+}
+
+#[test]
+fn train_export_and_verify_with_ort_and_tract() {
+    ensure_onnxruntime();
+    let dir = tempfile::tempdir().unwrap();
+    let config = StandinConfig {
+        train: 3200,
+        test: 512,
+        seed: 11,
+    };
+    let data = standin::write(&dir.path().join("data"), config).unwrap();
+    let splits = pipeline::load_data(&DataSource::Path(data), 32, (None, None)).unwrap();
+    assert_eq!((splits.train.len(), splits.test.len()), (3200, 512));
+
+    // 3 epochs of 100 steps at batch 32.
+    let artifacts = pipeline::train_and_export(&run(dir.path(), "cnn", 3, 1e-3), &splits).unwrap();
+    for path in [
+        &artifacts.onnx,
+        &artifacts.reference,
+        &artifacts.history,
+        &artifacts.curves,
+    ] {
+        assert!(non_empty(path), "{} was not written", path.display());
+    }
+    // Chance is 10 %: a model that learned nothing fails this.
+    assert!(
+        artifacts.final_accuracy > 0.30,
+        "test accuracy {}",
+        artifacts.final_accuracy
+    );
+    let history: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&artifacts.history).unwrap()).unwrap();
+    assert_eq!(history["epochs"].as_array().unwrap().len(), 3);
+    let curves = image::open(&artifacts.curves).unwrap();
+    assert_eq!((curves.width(), curves.height()), (1000, 400));
+
+    let report = pipeline::verify(&artifacts.onnx, &splits.test, 64).unwrap();
+    assert_eq!(report.engines.len(), 2);
+    for engine in &report.engines {
+        assert_eq!(engine.error, None);
+        assert_eq!(engine.samples, 512);
+        assert_eq!(engine.provider.as_deref(), Some("cpu"));
+        assert_eq!(engine.top1_agreement, Some(1.0), "{}", report.table());
+        assert!(
+            engine.max_abs_prob_diff.unwrap() <= 1e-4,
+            "{}",
+            report.table()
+        );
+        assert!((engine.accuracy.unwrap() - report.reference_accuracy).abs() < 1e-9);
+    }
+    assert_eq!(report.engines[0].engine, "ort");
+    assert_eq!(report.engines[1].engine, "tract");
+    let written: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(runtime::verify::VerifyReport::path_for(&artifacts.onnx)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written["engines"][0]["top1_agreement"], 1.0);
+
+    // The batch dimension is symbolic: batches of 1, 7 and 64 match Burn's probabilities.
+    let reference = ReferencePredictions::load(&artifacts.reference).unwrap();
+    let mut burn_probs = reference.logits.clone();
+    runtime::preprocess::softmax_rows(&mut burn_probs, 10);
+    for engine in [EngineChoice::Ort, EngineChoice::Tract] {
+        let mut classifier = Classifier::builder()
+            .engine(engine)
+            .build_from_file(&artifacts.onnx)
+            .unwrap();
+        let mut start = 0;
+        for batch in [1, 7, 64] {
+            let pixels = &splits.test.pixels[start * 3072..(start + batch) * 3072];
+            let predictions = classifier.classify_planar(pixels).unwrap();
+            assert_eq!(predictions.len(), batch);
+            for (i, p) in predictions.iter().enumerate() {
+                let row = &burn_probs[(start + i) * 10..(start + i + 1) * 10];
+                let diff = p
+                    .probabilities
+                    .iter()
+                    .zip(row)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff <= 1e-4, "{engine:?} batch {batch} image {i}: {diff}");
+                assert_eq!(p.label, standin::CLASSES[p.class]);
+            }
+            start += batch;
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = standin::write(
+        &dir.path().join("data"),
+        StandinConfig {
+            train: 320,
+            test: 64,
+            seed: 3,
+        },
+    )
+    .unwrap();
+    let splits = pipeline::load_data(&DataSource::Path(data), 32, (None, None)).unwrap();
+    let a = pipeline::train_and_export(&run(dir.path(), "a", 1, 1e-3), &splits).unwrap();
+    let b = pipeline::train_and_export(&run(dir.path(), "b", 1, 1e-3), &splits).unwrap();
+    let logits = |p: &std::path::Path| ReferencePredictions::load(p).unwrap().logits;
+    assert!(
+        logits(&a.reference) == logits(&b.reference),
+        "same seed, different test logits"
+    );
+    assert!(
+        std::fs::read(&a.onnx).unwrap() == std::fs::read(&b.onnx).unwrap(),
+        "same seed, different ONNX files"
+    );
+    let mut other = run(dir.path(), "c", 1, 1e-3);
+    other.train.seed += 1;
+    let c = pipeline::train_and_export(&other, &splits).unwrap();
+    assert!(
+        logits(&a.reference) != logits(&c.reference),
+        "another seed gave the same model"
+    );
+}

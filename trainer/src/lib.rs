@@ -1,0 +1,16 @@
+//! Trains the CIFAR-10 classifiers in Burn and exports them to ONNX.
+//!
+//! - [`data`]: the generated CIFAR-10 stand-in (readers are `runtime::data`).
+//! - [`model`]: the networks.
+//! - [`train`]: the training loop, history and summary; [`plot`]: the curves.
+//! - [`export`]: ONNX files from trained weights.
+//! - [`pipeline`]: data, training, export and verification in one call.
+
+pub mod backend;
+pub mod data;
+pub mod export;
+pub mod model;
+pub mod pipeline;
+pub mod plot;
+mod rng;
+pub mod train;

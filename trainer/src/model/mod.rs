@@ -1,0 +1,3 @@
+//! The networks the trainer builds.
+
+pub mod cnn;

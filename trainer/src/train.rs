@@ -1,0 +1,275 @@
+//! The training loop: batches, optimiser steps, per-epoch evaluation, history and curves.
+
+use crate::model::cnn::{Cnn, CnnConfig};
+use crate::rng::Rng;
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, Optimizer, RmsPropConfig};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressStyle};
+use runtime::data::Dataset;
+use runtime::InputConfig;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Optimiser and schedule; the defaults are the article's (RMSprop 1e-4, batch 100).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// RMSprop's moving-average factor (Keras `rho`).
+    pub rho: f32,
+    /// RMSprop's epsilon. Burn adds it outside the square root, Keras inside: 1e-7 inside is
+    /// about 3e-4 outside, hence the default.
+    pub epsilon: f32,
+    pub seed: u64,
+    /// Batch size used for evaluation (no effect on results).
+    pub eval_batch_size: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 5,
+            batch_size: 100,
+            learning_rate: 1e-4,
+            rho: 0.9,
+            epsilon: 3e-4,
+            seed: 42,
+            eval_batch_size: 500,
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Everything a training run produced besides the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct History {
+    pub model: CnnConfig,
+    pub train: TrainConfig,
+    pub device: String,
+    pub train_images: usize,
+    pub test_images: usize,
+    pub epochs: Vec<EpochRecord>,
+}
+
+/// A trained model on the inner (non-autodiff) backend, its history and its test-set logits.
+pub struct Trained<B: Backend> {
+    pub model: Cnn<B>,
+    pub history: History,
+    /// `test images x classes` logits of the final model.
+    pub test_logits: Vec<f32>,
+}
+
+/// Builds a `[n, 3, side, side]` input tensor from planar images.
+fn images_tensor<B: Backend>(planar: &[u8], side: usize, device: &B::Device) -> Tensor<B, 4> {
+    let n = planar.len() / (3 * side * side);
+    let values = InputConfig::unit_rgb(side).tensor_from_planar(planar);
+    Tensor::from_data(TensorData::new(values, [n, 3, side, side]), device)
+}
+
+/// Logits of `model` on every image of `set`, in batches.
+pub fn predict<B: Backend>(
+    model: &Cnn<B>,
+    set: &Dataset,
+    batch: usize,
+    device: &B::Device,
+) -> Vec<f32> {
+    let mut logits = Vec::with_capacity(set.len() * set.classes.len());
+    for chunk in set.pixels.chunks(batch.max(1) * set.image_len()) {
+        let out = model.forward(images_tensor::<B>(chunk, set.side, device));
+        logits.extend(out.into_data().iter::<f32>());
+    }
+    logits
+}
+
+/// Mean cross-entropy and accuracy of `logits` against `labels`.
+pub fn loss_and_accuracy(logits: &[f32], labels: &[u8], classes: usize) -> (f64, f64) {
+    let mut loss = 0.0;
+    let mut correct = 0;
+    for (row, &label) in logits.chunks_exact(classes).zip(labels) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let log_sum = row
+            .iter()
+            .map(|&v| f64::from(v - max).exp())
+            .sum::<f64>()
+            .ln();
+        loss += log_sum - f64::from(row[usize::from(label)] - max);
+        if runtime::preprocess::argmax(row) == usize::from(label) {
+            correct += 1;
+        }
+    }
+    let n = labels.len().max(1) as f64;
+    (loss / n, correct as f64 / n)
+}
+
+static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Trains the CNN on `train`, evaluating on `test` after each epoch.
+pub fn train_cnn<B: AutodiffBackend>(
+    device: &B::Device,
+    device_name: &str,
+    train: &Dataset,
+    test: &Dataset,
+    model_config: &CnnConfig,
+    config: &TrainConfig,
+    show_progress: bool,
+) -> anyhow::Result<Trained<B::InnerBackend>> {
+    anyhow::ensure!(!train.is_empty(), "the training set is empty");
+    anyhow::ensure!(!test.is_empty(), "the test set is empty");
+    anyhow::ensure!(config.batch_size > 0, "the batch size must be at least 1");
+    anyhow::ensure!(
+        train.side == model_config.side && test.side == model_config.side,
+        "the model takes {0}x{0} images but the data holds {1}x{1}",
+        model_config.side,
+        train.side
+    );
+    // Burn's CPU backend draws from one process-wide generator; two runs interleaving their draws
+    // would each lose reproducibility, so runs in one process take turns.
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    B::seed(device, config.seed);
+    let mut model: Cnn<B> = model_config.init(device);
+    let mut optim = RmsPropConfig::new()
+        .with_alpha(config.rho)
+        .with_epsilon(config.epsilon)
+        .with_momentum(0.0)
+        .init::<B, Cnn<B>>();
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let mut rng = Rng::new(config.seed);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut history = History {
+        model: model_config.clone(),
+        train: config.clone(),
+        device: device_name.to_string(),
+        train_images: train.len(),
+        test_images: test.len(),
+        epochs: Vec::new(),
+    };
+    let steps = train.len().div_ceil(config.batch_size);
+    let mut batch_pixels = Vec::with_capacity(config.batch_size * train.image_len());
+    for epoch in 1..=config.epochs {
+        let start = Instant::now();
+        rng.shuffle(&mut order);
+        let bar = if show_progress {
+            ProgressBar::new(steps as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{}", config.epochs));
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        for batch in order.chunks(config.batch_size) {
+            batch_pixels.clear();
+            for &i in batch {
+                batch_pixels.extend_from_slice(train.image(i));
+            }
+            let labels: Vec<i64> = batch.iter().map(|&i| i64::from(train.labels[i])).collect();
+            let x = images_tensor::<B>(&batch_pixels, train.side, device);
+            let y = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(labels.clone(), [batch.len()]),
+                device,
+            );
+            let logits = model.forward(x);
+            let predicted: Vec<i64> = logits.clone().argmax(1).into_data().iter::<i64>().collect();
+            let loss = loss_fn.forward(logits, y);
+            let loss_value: f64 = loss.clone().into_scalar().elem();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.learning_rate, model, grads);
+            loss_sum += loss_value * batch.len() as f64;
+            correct += predicted
+                .iter()
+                .zip(&labels)
+                .filter(|(p, l)| p == l)
+                .count();
+            seen += batch.len();
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {:.4} acc {:.1} %",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64
+            ));
+        }
+        bar.finish_and_clear();
+        let train_seconds = start.elapsed().as_secs_f64();
+        let valid = model.valid();
+        let logits = predict(&valid, test, config.eval_batch_size, device);
+        let (val_loss, val_accuracy) = loss_and_accuracy(&logits, &test.labels, test.classes.len());
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            val_loss,
+            val_accuracy,
+            seconds: start.elapsed().as_secs_f64(),
+            images_per_second: seen as f64 / train_seconds.max(1e-9),
+        };
+        if show_progress {
+            eprintln!(
+                "epoch {epoch}/{}: loss {:.4} acc {:.2} % | val_loss {:.4} val_acc {:.2} % | {:.1} s ({:.0} images/s)",
+                config.epochs,
+                record.train_loss,
+                100.0 * record.train_accuracy,
+                record.val_loss,
+                100.0 * record.val_accuracy,
+                record.seconds,
+                record.images_per_second
+            );
+        }
+        history.epochs.push(record);
+    }
+    let model = model.valid();
+    let test_logits = predict(&model, test, config.eval_batch_size, device);
+    Ok(Trained {
+        model,
+        history,
+        test_logits,
+    })
+}
+
+/// A Keras-style `model.summary()` table.
+pub fn format_summary(name: &str, rows: &[(String, String, usize)]) -> String {
+    let total: usize = rows.iter().map(|r| r.2).sum();
+    let mut s = format!("Model: \"{name}\"\n");
+    let line = "_".repeat(72);
+    s += &format!(
+        "{line}\n{:<34}{:<24}{:>14}\n{}\n",
+        "Layer",
+        "Output shape",
+        "Param #",
+        "=".repeat(72)
+    );
+    for (layer, shape, params) in rows {
+        s += &format!("{layer:<34}{shape:<24}{params:>14}\n");
+    }
+    s += &format!(
+        "{}\nTotal params: {total}\nTrainable params: {total}\nNon-trainable params: 0\n{line}\n",
+        "=".repeat(72)
+    );
+    s
+}
+
+/// Saves the history as pretty JSON, atomically.
+pub fn save_history(history: &History, path: &Path) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(history)?;
+    crate::export::write_model(path, &json)
+}
