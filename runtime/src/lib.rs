@@ -213,7 +213,7 @@ impl Classifier {
     /// Classifies planar RGB images (`C,H,W` bytes each) already at the model's size.
     pub fn classify_planar(&mut self, planar: &[u8]) -> Result<Vec<Prediction>> {
         let per_image = 3 * self.config.height * self.config.width;
-        if planar.is_empty() || planar.len() % per_image != 0 {
+        if planar.is_empty() || !planar.len().is_multiple_of(per_image) {
             return Err(Error::Input(format!(
                 "{} bytes is not a whole number of {}x{} RGB images",
                 planar.len(),
@@ -269,7 +269,7 @@ impl Classifier {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
-/// reader never sees a half-written file.
+/// reader never sees a half-written file and an interrupted write leaves the old file in place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = match path.parent() {
@@ -277,19 +277,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

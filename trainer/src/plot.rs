@@ -44,6 +44,7 @@ fn panel(
         .configure_mesh()
         .x_desc("epoch")
         .x_labels(epochs.clamp(2, 10))
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for (name, points, colour) in series {

@@ -84,7 +84,7 @@ pub fn read_cifar_file(path: &Path, classes: &[String]) -> Result<Dataset, DataE
     if bytes.is_empty() {
         return Err(DataError::invalid(path, "the file is empty"));
     }
-    if bytes.len() % RECORD_LEN != 0 {
+    if !bytes.len().is_multiple_of(RECORD_LEN) {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
             len,

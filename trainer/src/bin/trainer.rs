@@ -50,22 +50,22 @@ enum Command {
 #[derive(Args, Clone)]
 struct StandinArgs {
     /// Training images of the stand-in.
-    #[arg(long = "standin-train", default_value_t = StandinConfig::default().train)]
-    train: usize,
+    #[arg(long, default_value_t = StandinConfig::default().train)]
+    standin_train: usize,
     /// Test images of the stand-in.
-    #[arg(long = "standin-test", default_value_t = StandinConfig::default().test)]
-    test: usize,
+    #[arg(long, default_value_t = StandinConfig::default().test)]
+    standin_test: usize,
     /// Seed of the stand-in's drawings.
-    #[arg(long = "standin-seed", default_value_t = StandinConfig::default().seed)]
-    seed: u64,
+    #[arg(long, default_value_t = StandinConfig::default().seed)]
+    standin_seed: u64,
 }
 
 impl StandinArgs {
     fn config(&self) -> StandinConfig {
         StandinConfig {
-            train: self.train,
-            test: self.test,
-            seed: self.seed,
+            train: self.standin_train,
+            test: self.standin_test,
+            seed: self.standin_seed,
         }
     }
 }
