@@ -9,9 +9,11 @@
 //! # Ok::<(), runtime::Error>(())
 //! ```
 
+pub mod batch;
 pub mod data;
 mod engine;
 mod model_info;
+pub mod output;
 pub mod preprocess;
 pub mod verify;
 
@@ -73,6 +75,7 @@ pub struct Prediction {
 pub struct ClassifierBuilder {
     engine: EngineChoice,
     threads: Option<usize>,
+    input_config: Option<InputConfig>,
 }
 
 impl ClassifierBuilder {
@@ -85,6 +88,13 @@ impl ClassifierBuilder {
     /// Threads an engine may use within one run (default: the engine's own choice).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+
+    /// Preprocessing to use instead of what the model's metadata says (or for a model without
+    /// such metadata, where the default is pixels scaled to `[0, 1]` at the input's fixed size).
+    pub fn input_config(mut self, config: InputConfig) -> Self {
+        self.input_config = Some(config);
         self
     }
 
@@ -102,7 +112,7 @@ impl ClassifierBuilder {
     pub fn build_from_bytes(self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Classifier> {
         let name = name.as_ref();
         let info = ModelInfo::from_bytes(bytes, name)?;
-        let config = match &info.input_config {
+        let config = match self.input_config.as_ref().or(info.input_config.as_ref()) {
             Some(c) => c.clone(),
             None => guess_input_config(&info).ok_or_else(|| Error::BadModel {
                 path: name.to_path_buf(),
@@ -233,18 +243,12 @@ impl Classifier {
     /// Decodes, resizes and classifies one image file.
     pub fn classify_file(&mut self, path: impl AsRef<Path>) -> Result<Prediction> {
         let path = path.as_ref();
-        if self.config.height != self.config.width {
-            return Err(Error::Input(format!(
-                "the model takes {}x{} images; only square inputs are supported",
-                self.config.height, self.config.width
-            )));
-        }
-        let planar = preprocess::load_rgb_square(path, self.config.height).map_err(|source| {
-            Error::Image {
+        let planar = preprocess::load_planar(path, self.config.height, self.config.width).map_err(
+            |source| Error::Image {
                 path: path.to_path_buf(),
                 source,
-            }
-        })?;
+            },
+        )?;
         let mut predictions = self.classify_planar(&planar)?;
         predictions
             .pop()

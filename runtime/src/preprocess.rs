@@ -203,29 +203,81 @@ pub enum ImageError {
     Io(#[from] std::io::Error),
     #[error("cannot decode: {0}")]
     Decode(#[from] image::ImageError),
+    #[error("the file is empty")]
+    Empty,
+    #[error("{0} bytes is larger than the {MAX_FILE_BYTES}-byte limit for one image file")]
+    TooLarge(u64),
 }
 
-/// Decodes an image file to planar RGB, centre-cropped to a square and resized to `side x side`.
-///
-/// The crop keeps the aspect ratio of what remains, so a wide photo loses its sides rather than
-/// being squashed.
-pub fn load_rgb_square(path: &Path, side: usize) -> Result<Vec<u8>, ImageError> {
-    let bytes = std::fs::read(path)?;
-    let img = image::load_from_memory(&bytes)?;
-    Ok(rgb_square(&img, side))
+/// Largest image file read, in bytes.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+/// Largest width or height decoded, in pixels.
+pub const MAX_SIDE: u32 = 16_384;
+/// Most memory one decode may allocate, in bytes.
+pub const MAX_DECODE_ALLOC: u64 = 1 << 30;
+
+/// Decodes an image file of any supported format (PNG, JPEG, BMP, GIF, WebP), with bounded
+/// memory, and turns it upright as its EXIF orientation says.
+pub fn decode_image(path: &Path) -> Result<image::DynamicImage, ImageError> {
+    let len = std::fs::metadata(path)?.len();
+    if len == 0 {
+        return Err(ImageError::Empty);
+    }
+    if len > MAX_FILE_BYTES {
+        return Err(ImageError::TooLarge(len));
+    }
+    decode_image_bytes(&std::fs::read(path)?)
 }
 
-/// Centre-crops a decoded image to a square, resizes it to `side` and returns planar RGB.
-pub fn rgb_square(img: &image::DynamicImage, side: usize) -> Vec<u8> {
-    let (w, h) = (img.width(), img.height());
-    let s = w.min(h).max(1);
-    let cropped = img.crop_imm((w - s.min(w)) / 2, (h - s.min(h)) / 2, s, s);
-    let side32 = side as u32;
-    let rgb = if s == side32 {
+/// [`decode_image`] for bytes already in memory.
+pub fn decode_image_bytes(bytes: &[u8]) -> Result<image::DynamicImage, ImageError> {
+    use image::ImageDecoder;
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder.orientation()?;
+    let mut img = image::DynamicImage::from_decoder(decoder)?;
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+/// Decodes an image file to planar RGB of `height x width` (see [`fit_planar`]).
+pub fn load_planar(path: &Path, height: usize, width: usize) -> Result<Vec<u8>, ImageError> {
+    Ok(fit_planar(&decode_image(path)?, height, width))
+}
+
+/// Resizes a decoded image to `height x width` planar RGB: scaled so that it covers the target,
+/// then centre-cropped, so the aspect ratio is kept and the sides of a wide image are lost rather
+/// than the image squashed. Grayscale is replicated to three channels, 16-bit samples are
+/// reduced to 8 bits and an alpha channel is dropped (as PIL's `convert("RGB")` does).
+pub fn fit_planar(img: &image::DynamicImage, height: usize, width: usize) -> Vec<u8> {
+    let (w, h) = (img.width().max(1), img.height().max(1));
+    let (tw, th) = (width as u32, height as u32);
+    // The largest crop of the target's aspect ratio that fits in the image.
+    let (cw, ch) = if u64::from(w) * u64::from(th) > u64::from(h) * u64::from(tw) {
+        (
+            ((u64::from(h) * u64::from(tw)) / u64::from(th)).max(1) as u32,
+            h,
+        )
+    } else {
+        (
+            w,
+            ((u64::from(w) * u64::from(th)) / u64::from(tw)).max(1) as u32,
+        )
+    };
+    let cropped = img.crop_imm((w - cw) / 2, (h - ch) / 2, cw, ch);
+    let rgb = if (cw, ch) == (tw, th) {
         cropped.to_rgb8()
     } else {
         cropped
-            .resize_exact(side32, side32, image::imageops::FilterType::Triangle)
+            .resize_exact(tw, th, image::imageops::FilterType::Triangle)
             .to_rgb8()
     };
     interleaved_to_planar(rgb.as_raw())
@@ -341,5 +393,88 @@ mod tests {
     fn planar_round_trip() {
         let rgb: Vec<u8> = (0..12).collect();
         assert_eq!(planar_to_interleaved(&interleaved_to_planar(&rgb)), rgb);
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    #[test]
+    fn wide_images_are_cropped_not_squashed() {
+        // Left third red, middle third green, right third blue: the centre crop is all green.
+        let img = image::RgbImage::from_fn(30, 10, |x, _| match x / 10 {
+            0 => image::Rgb([255, 0, 0]),
+            1 => image::Rgb([0, 255, 0]),
+            _ => image::Rgb([0, 0, 255]),
+        });
+        let planar = fit_planar(&image::DynamicImage::ImageRgb8(img), 10, 10);
+        assert!(planar[..100].iter().all(|&r| r == 0));
+        assert!(planar[100..200].iter().all(|&g| g == 255));
+        // A target of another aspect ratio keeps that ratio.
+        let tall = fit_planar(&image::DynamicImage::new_rgb8(30, 10), 4, 2);
+        assert_eq!(tall.len(), 3 * 4 * 2);
+    }
+
+    #[test]
+    fn gray_alpha_and_16_bit_become_rgb() {
+        let gray = image::DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(
+            4,
+            4,
+            image::Luma([65535u16]),
+        ));
+        assert!(fit_planar(&gray, 4, 4).iter().all(|&v| v == 255));
+        let rgba = image::DynamicImage::ImageRgba8(image::ImageBuffer::from_pixel(
+            4,
+            4,
+            image::Rgba([10, 20, 30, 0]),
+        ));
+        assert_eq!(&fit_planar(&rgba, 1, 1)[..], &[10, 20, 30]);
+    }
+
+    #[test]
+    fn empty_and_garbage_bytes_are_errors() {
+        assert!(matches!(decode_image_bytes(b""), Err(ImageError::Empty)));
+        assert!(matches!(
+            decode_image_bytes(b"GIF89a garbage"),
+            Err(ImageError::Decode(_))
+        ));
+    }
+}
+
+#[cfg(test)]
+mod exif_tests {
+    use super::*;
+
+    /// A JPEG with an EXIF APP1 segment saying "rotate 90 degrees clockwise" (orientation 6).
+    fn rotated_jpeg(width: u32, height: u32) -> Vec<u8> {
+        let mut jpeg = Vec::new();
+        image::DynamicImage::new_rgb8(width, height)
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+        tiff.extend_from_slice(&1u16.to_le_bytes()); // one IFD entry
+        tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_le_bytes()); // count
+        tiff.extend_from_slice(&[6, 0, 0, 0]); // value 6, padded
+        tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xff, 0xe1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        let img = decode_image_bytes(&rotated_jpeg(20, 10)).unwrap();
+        assert_eq!((img.width(), img.height()), (10, 20));
     }
 }

@@ -46,3 +46,99 @@ fn corrupt_model_is_reported_not_panicked() {
         "{stderr}"
     );
 }
+
+#[test]
+fn classify_a_folder_of_odd_files_reports_each_and_writes_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    let nested = images.join("nested");
+    std::fs::create_dir_all(&nested).unwrap();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))
+        .save(images.join("a_rgb.png"))
+        .unwrap();
+    image::GrayImage::from_pixel(5, 9, image::Luma([90]))
+        .save(images.join("b_gray.png"))
+        .unwrap();
+    image::RgbaImage::from_pixel(30, 7, image::Rgba([1, 2, 250, 128]))
+        .save(images.join("c_rgba.png"))
+        .unwrap();
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(6, 6, image::Rgb([60000u16, 0, 0]))
+        .save(images.join("d_16bit.png"))
+        .unwrap();
+    std::fs::write(images.join("e_empty.png"), b"").unwrap();
+    let png = std::fs::read(images.join("a_rgb.png")).unwrap();
+    std::fs::write(images.join("f_truncated.png"), &png[..png.len() / 2]).unwrap();
+    std::fs::write(images.join("g_text.jpg"), b"hello, not a picture").unwrap();
+    std::fs::write(images.join("notes.txt"), b"left out").unwrap();
+    image::RgbImage::from_pixel(40, 40, image::Rgb([0, 0, 255]))
+        .save(nested.join("h_big.jpg"))
+        .unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&images, nested.join("loop")).unwrap();
+
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx");
+    let out_file = dir.path().join("results.csv");
+    let out = runtime()
+        .args([
+            "classify", "--engine", "tract", "--format", "csv", "--top-k", "2", "--batch", "2",
+            "--output",
+        ])
+        .arg(&out_file)
+        .arg(&model)
+        .arg(&images)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "some files failed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("8 files: 5 classified, 3 failed, 1 files in folders skipped"),
+        "{stderr}"
+    );
+
+    let csv = std::fs::read_to_string(&out_file).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "path,status,label_1,probability_1,label_2,probability_2,engine,provider,error"
+    );
+    assert_eq!(lines.len(), 9, "{csv}");
+    let status = |name: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{csv}"));
+        line.split(',').nth(1).unwrap().to_string()
+    };
+    for good in [
+        "a_rgb.png",
+        "b_gray.png",
+        "c_rgba.png",
+        "d_16bit.png",
+        "h_big.jpg",
+    ] {
+        assert_eq!(status(good), "ok");
+    }
+    for bad in ["e_empty.png", "f_truncated.png", "g_text.jpg"] {
+        assert_eq!(status(bad), "error");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("e_empty.png") && l.contains("empty")),
+        "{csv}"
+    );
+    // Rows come in path order, and the loop through the symlink did not repeat a file.
+    let order: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+    assert!(!dir.path().read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".tmp")));
+}

@@ -6,9 +6,13 @@
 //! 3. `cargo run --release -p runtime -- evaluate models/cnn.onnx data/standin`
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use runtime::batch::{classify_files, collect_files, BatchOptions};
 use runtime::data::CifarSplit;
+use runtime::output::{header, row, Format, RowContext};
 use runtime::verify::{ReferencePredictions, VerifyReport};
+use runtime::{ChannelOrder, InputConfig, Layout};
 use runtime::{Classifier, EngineChoice};
 use std::path::{Path, PathBuf};
 
@@ -25,18 +29,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Classify image files, or every image under folders.
-    Classify {
-        model: PathBuf,
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// auto (ONNX Runtime, else tract), ort or tract.
-        #[arg(long, default_value = "auto")]
-        engine: EngineChoice,
-        /// Classes to show per image.
-        #[arg(long, default_value_t = 1)]
-        top_k: usize,
-    },
+    /// Classify image files, or every image under folders (recursively).
+    ///
+    /// Exit status: 0 when every file was classified, 1 when any failed (each is reported).
+    Classify(ClassifyArgs),
     /// Accuracy, per-class accuracy and confusion matrix on a labelled set.
     Evaluate {
         model: PathBuf,
@@ -70,10 +66,127 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct ClassifyArgs {
+    model: PathBuf,
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// auto (ONNX Runtime, else tract), ort or tract.
+    #[arg(long, default_value = "auto")]
+    engine: EngineChoice,
+    /// Classes to show per image.
+    #[arg(long, default_value_t = 1)]
+    top_k: usize,
+    /// Images per model run.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Threads decoding images (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// table, csv or jsonl.
+    #[arg(long, default_value = "table")]
+    format: Format,
+    /// Write the results to this file (atomically: complete or not at all) instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
+}
+
+/// Preprocessing for models that carry none in their metadata (or to override it).
+#[derive(Args, Debug, Clone, Default)]
+struct InputArgs {
+    /// Input size: `N` or `HxW`.
+    #[arg(long)]
+    size: Option<String>,
+    /// Input layout: nchw or nhwc.
+    #[arg(long)]
+    layout: Option<String>,
+    /// Multiplier for 0..255 pixel values (e.g. 0.00392157 for 1/255).
+    #[arg(long)]
+    scale: Option<f32>,
+    /// Per-channel means, `r,g,b` (in the model's channel order), subtracted after scaling.
+    #[arg(long)]
+    mean: Option<String>,
+    /// Per-channel standard deviations, `r,g,b`.
+    #[arg(long)]
+    std: Option<String>,
+    /// Feed channels in BGR order.
+    #[arg(long)]
+    bgr: bool,
+}
+
+impl InputArgs {
+    fn is_set(&self) -> bool {
+        self.size.is_some()
+            || self.layout.is_some()
+            || self.scale.is_some()
+            || self.mean.is_some()
+            || self.std.is_some()
+            || self.bgr
+    }
+
+    /// `c` (the model's own or guessed preprocessing) with the flags given applied on top.
+    fn apply(&self, mut c: InputConfig) -> anyhow::Result<InputConfig> {
+        let triple = |flag: &str, s: &str| -> anyhow::Result<[f32; 3]> {
+            let bad = || anyhow::anyhow!("--{flag} {s:?}: expected three comma-separated numbers");
+            let v: Vec<f32> = s
+                .split(',')
+                .map(|x| x.trim().parse())
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad())?;
+            <[f32; 3]>::try_from(v).map_err(|_| bad())
+        };
+        if let Some(size) = &self.size {
+            let (h, w) = match size.split_once('x') {
+                Some((h, w)) => (h.trim().parse(), w.trim().parse()),
+                None => (size.trim().parse(), size.trim().parse()),
+            };
+            match (h, w) {
+                (Ok(h), Ok(w)) if h > 0 && w > 0 => (c.height, c.width) = (h, w),
+                _ => anyhow::bail!("--size {size:?}: expected N or HxW"),
+            }
+        }
+        if let Some(layout) = &self.layout {
+            c.layout = match layout.to_ascii_lowercase().as_str() {
+                "nchw" => Layout::Nchw,
+                "nhwc" => Layout::Nhwc,
+                other => anyhow::bail!("--layout {other:?}: expected nchw or nhwc"),
+            };
+        }
+        if let Some(scale) = self.scale {
+            c.scale = scale;
+        }
+        if let Some(mean) = &self.mean {
+            c.mean = triple("mean", mean)?;
+        }
+        if let Some(std) = &self.std {
+            c.std = triple("std", std)?;
+            anyhow::ensure!(!c.std.contains(&0.0), "--std: a standard deviation of 0");
+        }
+        if self.bgr {
+            c.channel_order = ChannelOrder::Bgr;
+        }
+        Ok(c)
+    }
+}
+
 fn load(model: &Path, engine: EngineChoice) -> anyhow::Result<Classifier> {
-    let classifier = Classifier::builder()
-        .engine(engine)
-        .build_from_file(model)?;
+    load_with(model, engine, &InputArgs::default())
+}
+
+fn load_with(model: &Path, engine: EngineChoice, input: &InputArgs) -> anyhow::Result<Classifier> {
+    let mut builder = Classifier::builder().engine(engine);
+    if input.is_set() {
+        let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+        let info = runtime::ModelInfo::from_bytes(&bytes, model)?;
+        let base = info
+            .input_config
+            .clone()
+            .unwrap_or_else(|| guess_from_shape(&info));
+        builder = builder.input_config(input.apply(base)?);
+    }
+    let classifier = builder.build_from_file(model)?;
     if let Some(why) = classifier.fallback_reason() {
         eprintln!("{why}");
     }
@@ -85,65 +198,98 @@ fn load(model: &Path, engine: EngineChoice) -> anyhow::Result<Classifier> {
     Ok(classifier)
 }
 
-/// Image files under `path` (itself when a file), sorted, without following symlinked folders.
-fn collect_images(path: &Path, out: &mut Vec<PathBuf>) {
-    if path.is_dir() && !path.is_symlink() {
-        let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
-            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(e) => {
-                eprintln!("{}: {e}", path.display());
-                return;
-            }
-        };
-        entries.sort();
-        for entry in entries {
-            collect_images(&entry, out);
-        }
-    } else {
-        out.push(path.to_path_buf());
+/// The size and layout a model's input shape implies, pixels scaled to `[0, 1]`.
+fn guess_from_shape(info: &runtime::ModelInfo) -> InputConfig {
+    let s = &info.input.shape;
+    let (layout, h, w) = match (s[1], s[2], s[3]) {
+        (_, _, Some(3)) if s[1] != Some(3) => (Layout::Nhwc, s[1], s[2]),
+        _ => (Layout::Nchw, s[2], s[3]),
+    };
+    let side = h.or(w).unwrap_or(224);
+    InputConfig {
+        height: h.unwrap_or(side),
+        width: w.unwrap_or(side),
+        layout,
+        ..InputConfig::unit_rgb(side)
     }
+}
+
+fn classify(args: &ClassifyArgs) -> anyhow::Result<bool> {
+    let mut options = BatchOptions {
+        batch: args.batch,
+        ..BatchOptions::default()
+    };
+    if let Some(n) = args.threads {
+        options.decode_threads = n.max(1);
+    }
+    let (format, output, top_k) = (args.format, args.output.as_deref(), args.top_k);
+    let mut classifier = load_with(&args.model, args.engine, &args.input)?;
+    let list = collect_files(&args.paths);
+    let ctx = RowContext {
+        classes: classifier.info().classes.clone().unwrap_or_default(),
+        top_k,
+        engine: classifier.engine_name().to_string(),
+        provider: classifier.provider(),
+    };
+    let total = list.files.len() + list.errors.len();
+    let bar = ProgressBar::new(list.files.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} files {per_sec} {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    // With --output the rows are kept and written at the end in one atomic step; on stdout
+    // they stream.
+    let mut kept = String::new();
+    let mut out = |line: String| {
+        if output.is_some() {
+            kept.push_str(&line);
+            kept.push('\n');
+        } else {
+            bar.suspend(|| println!("{line}"));
+        }
+    };
+    if let Some(h) = header(format, &ctx) {
+        out(h);
+    }
+    let mut failed = 0;
+    for outcome in &list.errors {
+        failed += 1;
+        out(row(format, outcome, &ctx));
+    }
+    classify_files(&mut classifier, &list.files, options, |outcome| {
+        if outcome.result.is_err() {
+            failed += 1;
+        }
+        bar.inc(1);
+        out(row(format, &outcome, &ctx));
+    });
+    bar.finish_and_clear();
+    if let Some(path) = output {
+        runtime::write_atomic(path, kept.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    eprintln!(
+        "{} files: {} classified, {failed} failed{}",
+        total,
+        total - failed,
+        if list.skipped > 0 {
+            format!(
+                ", {} files in folders skipped (not image names)",
+                list.skipped
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(failed == 0)
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Classify {
-            model,
-            paths,
-            engine,
-            top_k,
-        } => {
-            let mut classifier = load(&model, engine)?;
-            let mut files = Vec::new();
-            for p in &paths {
-                collect_images(p, &mut files);
-            }
-            let mut failed = 0;
-            for file in &files {
-                match classifier.classify_file(file) {
-                    Ok(p) => {
-                        let mut ranked: Vec<(usize, f32)> =
-                            p.probabilities.iter().copied().enumerate().collect();
-                        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-                        let names = classifier.info().classes.clone().unwrap_or_default();
-                        let top: Vec<String> = ranked
-                            .iter()
-                            .take(top_k.max(1))
-                            .map(|&(i, prob)| {
-                                let name = names.get(i).cloned().unwrap_or_else(|| i.to_string());
-                                format!("{name} {:.2} %", 100.0 * prob)
-                            })
-                            .collect();
-                        println!("{}\t{}", file.display(), top.join(", "));
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("error: {e}");
-                    }
-                }
-            }
-            eprintln!("{} classified, {failed} failed", files.len() - failed);
-            if failed > 0 {
+        Command::Classify(args) => {
+            if !classify(&args)? {
                 std::process::exit(1);
             }
         }

@@ -1,7 +1,7 @@
 //! Image folders: `<root>/<class>/*.png|jpg`, one sub-folder per class, sorted by name.
 
 use super::{DataError, Dataset};
-use crate::preprocess::load_rgb_square;
+use crate::preprocess::load_planar;
 use std::path::{Path, PathBuf};
 
 /// Files an image-folder read skipped, with the reason for each.
@@ -68,7 +68,7 @@ pub fn read_image_folder(root: &Path, side: usize) -> Result<(Dataset, FolderRep
             if !file.is_file() || !is_image_name(&file) {
                 continue;
             }
-            match load_rgb_square(&file, side) {
+            match load_planar(&file, side, side) {
                 Ok(planar) => {
                     set.pixels.extend_from_slice(&planar);
                     set.labels.push(label as u8);

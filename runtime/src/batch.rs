@@ -1,0 +1,191 @@
+//! Classifying many files: walking folders, decoding in parallel, running the model in batches.
+//! One bad file is reported with its reason and never stops the others.
+
+use crate::preprocess::{self, ImageError};
+use crate::{Classifier, Prediction};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+/// File extensions taken from folders (files named explicitly are always tried).
+pub const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "jfif"];
+
+/// Whether `path` has an image file extension.
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone)]
+pub struct FileOutcome {
+    pub path: PathBuf,
+    /// The prediction, or why there is none.
+    pub result: Result<Prediction, String>,
+}
+
+/// The files found under some paths.
+#[derive(Debug, Default)]
+pub struct FileList {
+    /// Files to classify, in a stable order.
+    pub files: Vec<PathBuf>,
+    /// Paths that could not be listed, with the reason (each counts as a failed file).
+    pub errors: Vec<FileOutcome>,
+    /// Files in folders left out because their names are not image names.
+    pub skipped: usize,
+}
+
+/// Lists the files to classify: each file as given, each folder walked recursively in name
+/// order. Symbolic links are followed, but a folder already visited (a link loop) is not
+/// entered twice.
+pub fn collect_files(paths: &[PathBuf]) -> FileList {
+    let mut list = FileList::default();
+    let mut visited = HashSet::new();
+    for path in paths {
+        if path.is_dir() {
+            walk(path, &mut visited, &mut list);
+        } else if path.exists() {
+            list.files.push(path.clone());
+        } else {
+            list.errors.push(FileOutcome {
+                path: path.clone(),
+                result: Err("no such file or folder".into()),
+            });
+        }
+    }
+    list
+}
+
+fn walk(dir: &Path, visited: &mut HashSet<PathBuf>, list: &mut FileList) {
+    let fail = |list: &mut FileList, path: &Path, e: std::io::Error| {
+        list.errors.push(FileOutcome {
+            path: path.to_path_buf(),
+            result: Err(format!("cannot list folder: {e}")),
+        })
+    };
+    match std::fs::canonicalize(dir) {
+        Ok(real) => {
+            if !visited.insert(real) {
+                return;
+            }
+        }
+        Err(e) => return fail(list, dir, e),
+    }
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => return fail(list, dir, e),
+    };
+    entries.sort();
+    for entry in entries {
+        let hidden = entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if entry.is_dir() {
+            walk(&entry, visited, list);
+        } else if has_image_extension(&entry) {
+            list.files.push(entry);
+        } else {
+            list.skipped += 1;
+        }
+    }
+}
+
+/// How to run a batch job.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOptions {
+    /// Images per model run.
+    pub batch: usize,
+    /// Threads decoding images.
+    pub decode_threads: usize,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            batch: 32,
+            decode_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Classifies `files`, calling `emit` once per file in the order given. Decoding runs on
+/// `decode_threads` threads while the model runs; a file that cannot be read or decoded, or a
+/// batch the engine fails on, is reported through `emit` and the job goes on.
+pub fn classify_files(
+    classifier: &mut Classifier,
+    files: &[PathBuf],
+    options: BatchOptions,
+    mut emit: impl FnMut(FileOutcome),
+) {
+    let (height, width) = (
+        classifier.input_config().height,
+        classifier.input_config().width,
+    );
+    let batch = options.batch.max(1);
+    let next = AtomicUsize::new(0);
+    // Bounded, so decoders stay a few batches ahead of the model and memory stays flat.
+    let (tx, rx) = mpsc::sync_channel::<(usize, Result<Vec<u8>, ImageError>)>(2 * batch);
+    std::thread::scope(|scope| {
+        for _ in 0..options.decode_threads.max(1) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = files.get(i) else { break };
+                if tx
+                    .send((i, preprocess::load_planar(path, height, width)))
+                    .is_err()
+                {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        // Results arrive out of order; they are released in order.
+        let mut pending: BTreeMap<usize, Result<Vec<u8>, ImageError>> = BTreeMap::new();
+        let mut ready: Vec<(usize, Result<Vec<u8>, ImageError>)> = Vec::new();
+        let mut next_out = 0;
+        let mut flush = |ready: &mut Vec<(usize, Result<Vec<u8>, ImageError>)>,
+                         classifier: &mut Classifier| {
+            let pixels: Vec<u8> = ready
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok())
+                .flatten()
+                .copied()
+                .collect();
+            let mut predictions = if pixels.is_empty() {
+                Ok(Vec::new().into_iter())
+            } else {
+                classifier.classify_planar(&pixels).map(Vec::into_iter)
+            };
+            for (i, decoded) in ready.drain(..) {
+                let result = match (decoded, &mut predictions) {
+                    (Err(e), _) => Err(e.to_string()),
+                    (Ok(_), Ok(it)) => it.next().ok_or_else(|| "no prediction".to_string()),
+                    (Ok(_), Err(e)) => Err(e.to_string()),
+                };
+                emit(FileOutcome {
+                    path: files[i].clone(),
+                    result,
+                });
+            }
+        };
+        for (i, decoded) in rx {
+            pending.insert(i, decoded);
+            while let Some(decoded) = pending.remove(&next_out) {
+                ready.push((next_out, decoded));
+                next_out += 1;
+                if ready.iter().filter(|(_, r)| r.is_ok()).count() == batch {
+                    flush(&mut ready, classifier);
+                }
+            }
+        }
+        flush(&mut ready, classifier);
+    });
+}
