@@ -1,3 +1,4 @@
 //! The networks the trainer builds.
 
 pub mod cnn;
+pub mod vgg16;

@@ -1,0 +1,292 @@
+//! Reading the convolutional base out of a VGG16 ONNX file: Keras/tf2onnx graphs (NHWC input,
+//! a Transpose to NCHW, `block1_conv1 .. block5_pool`) and Model Zoo / torchvision graphs (NCHW
+//! input, `features.N`), with their classifier left behind.
+
+use prost::Message;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tract_onnx::pb;
+
+/// Output channels of VGG16's thirteen convolutions, block by block.
+pub const VGG16_BLOCKS: [&[usize]; 5] = [
+    &[64, 64],
+    &[128, 128],
+    &[256, 256, 256],
+    &[512, 512, 512],
+    &[512, 512, 512],
+];
+
+/// Why a file is not a usable VGG16.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a VGG16 convolutional base: {reason}")]
+    NotVgg16 { path: PathBuf, reason: String },
+}
+
+/// How the source graph takes its images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SourceLayout {
+    /// `[N, H, W, 3]`, transposed to NCHW inside the graph (Keras through tf2onnx).
+    Nhwc,
+    /// `[N, 3, H, W]` (ONNX Model Zoo, torchvision).
+    Nchw,
+}
+
+/// One convolution's weights, `[out, in, kh, kw]` and `[out]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvWeights {
+    /// The node's name in the source graph.
+    pub name: String,
+    pub dims: [usize; 4],
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// The convolutional base found in a source graph: VGG16's shape (five blocks of 2, 2, 3, 3 and 3
+/// convolutions, each block ending in a 2x2 max pool), any widths.
+#[derive(Debug, Clone)]
+pub struct Vgg16Base {
+    pub layout: SourceLayout,
+    /// The 13 convolutions in order.
+    pub convs: Vec<ConvWeights>,
+    /// The input's fixed height and width in the source graph, if fixed.
+    pub source_size: Option<(usize, usize)>,
+    /// Names of the nodes kept (input transpose, convolutions, activations, pools), in order.
+    pub kept_nodes: Vec<String>,
+    /// The output of the last pool (`block5_pool`).
+    pub features_output: String,
+}
+
+fn tensor_values(t: &pb::TensorProto) -> Option<(Vec<usize>, Vec<f32>)> {
+    const FLOAT: i32 = 1;
+    if t.data_type != FLOAT {
+        return None;
+    }
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    let values = if !t.raw_data.is_empty() {
+        t.raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    } else {
+        t.float_data.clone()
+    };
+    (values.len() == dims.iter().product::<usize>()).then_some((dims, values))
+}
+
+fn attr_ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
+    node.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.ints.clone())
+}
+
+impl Vgg16Base {
+    /// Reads and checks the base of the VGG16 graph in `path`.
+    pub fn from_file(path: &Path) -> Result<Self, SourceError> {
+        let bytes = std::fs::read(path).map_err(|source| SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// [`Vgg16Base::from_file`] on bytes in memory; `path` only names the file in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, SourceError> {
+        let fail = |reason: String| SourceError::NotVgg16 {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let model =
+            pb::ModelProto::decode(bytes).map_err(|e| fail(format!("not an ONNX file ({e})")))?;
+        let graph = model
+            .graph
+            .ok_or_else(|| fail("the model has no graph".into()))?;
+        // Weights: initializers, and Constant nodes (some exporters use them).
+        let mut weights: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
+        for t in &graph.initializer {
+            if let Some(v) = tensor_values(t) {
+                weights.insert(t.name.clone(), v);
+            }
+        }
+        for n in graph.node.iter().filter(|n| n.op_type == "Constant") {
+            if let (Some(out), Some(t)) = (
+                n.output.first(),
+                n.attribute.iter().find_map(|a| a.t.as_ref()),
+            ) {
+                if let Some(v) = tensor_values(t) {
+                    weights.insert(out.clone(), v);
+                }
+            }
+        }
+        let input = graph
+            .input
+            .iter()
+            .find(|i| !weights.contains_key(&i.name))
+            .ok_or_else(|| fail("the graph has no image input".into()))?;
+        let dims: Vec<Option<usize>> = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(pb::type_proto::Value::TensorType(t)) => t
+                .shape
+                .as_ref()
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match d.value {
+                            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v))
+                                if v > 0 =>
+                            {
+                                Some(v as usize)
+                            }
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        if dims.len() != 4 {
+            return Err(fail(format!(
+                "input {:?} is not a rank-4 image batch",
+                input.name
+            )));
+        }
+        // Consumers of each tensor, to walk the main chain from the input.
+        let mut consumers: HashMap<&str, Vec<&pb::NodeProto>> = HashMap::new();
+        for n in &graph.node {
+            for i in &n.input {
+                consumers.entry(i.as_str()).or_default().push(n);
+            }
+        }
+        let mut layout = SourceLayout::Nchw;
+        let mut current = input.name.clone();
+        let mut convs = Vec::new();
+        let mut kept = Vec::new();
+        let mut pools = 0;
+        let mut block_sizes = Vec::new();
+        let mut features_output = None;
+        // Shape-reading side branches (tf2onnx's flatten chain) are not part of the chain.
+        let next_of = |tensor: &str| {
+            consumers
+                .get(tensor)
+                .and_then(|c| c.iter().find(|n| n.op_type != "Shape").copied())
+        };
+        while let Some(next) = next_of(current.as_str()) {
+            match next.op_type.as_str() {
+                "Transpose" if convs.is_empty() && kept.is_empty() => {
+                    if attr_ints(next, "perm").as_deref() != Some(&[0, 3, 1, 2]) {
+                        return Err(fail(format!(
+                            "input transpose {:?} is not NHWC to NCHW",
+                            next.name
+                        )));
+                    }
+                    layout = SourceLayout::Nhwc;
+                }
+                "Conv" => {
+                    let w = next.input.get(1).and_then(|n| weights.get(n));
+                    let Some((wd, wv)) = w else {
+                        return Err(fail(format!(
+                            "convolution {:?} has no constant weight",
+                            next.name
+                        )));
+                    };
+                    let bias = match next.input.get(2).filter(|b| !b.is_empty()) {
+                        Some(b) => weights.get(b).map(|(_, v)| v.clone()).ok_or_else(|| {
+                            fail(format!("convolution {:?} has no constant bias", next.name))
+                        })?,
+                        None => vec![0.0; wd.first().copied().unwrap_or(0)],
+                    };
+                    let [o, i, kh, kw] = wd[..] else {
+                        return Err(fail(format!(
+                            "convolution {:?} weight has shape {wd:?}",
+                            next.name
+                        )));
+                    };
+                    let pads = attr_ints(next, "pads").unwrap_or_default();
+                    let same = pads == [1, 1, 1, 1]
+                        || next
+                            .attribute
+                            .iter()
+                            .any(|a| a.name == "auto_pad" && a.s.starts_with(b"SAME"));
+                    let strides_ok =
+                        attr_ints(next, "strides").is_none_or(|s| s.iter().all(|&v| v == 1));
+                    if (kh, kw) != (3, 3) || !same || !strides_ok || bias.len() != o {
+                        return Err(fail(format!(
+                            "convolution {:?} is not a 3x3, stride-1, padded VGG convolution",
+                            next.name
+                        )));
+                    }
+                    convs.push(ConvWeights {
+                        name: next.name.clone(),
+                        dims: [o, i, kh, kw],
+                        weight: wv.clone(),
+                        bias,
+                    });
+                }
+                "Relu" => {}
+                "MaxPool" => {
+                    let k = attr_ints(next, "kernel_shape").unwrap_or_default();
+                    let s = attr_ints(next, "strides").unwrap_or_default();
+                    if k != [2, 2] || s != [2, 2] {
+                        return Err(fail(format!(
+                            "pool {:?} is not a 2x2, stride-2 max pool",
+                            next.name
+                        )));
+                    }
+                    pools += 1;
+                    block_sizes.push(convs.len() - block_sizes.iter().sum::<usize>());
+                    features_output = next.output.first().cloned();
+                }
+                _ => break,
+            }
+            kept.push(next.name.clone());
+            current = next.output.first().cloned().unwrap_or_default();
+            if pools == 5 {
+                break;
+            }
+        }
+        if convs.is_empty() {
+            return Err(fail("no convolution follows the input".into()));
+        }
+        let per_block: Vec<usize> = VGG16_BLOCKS.iter().map(|b| b.len()).collect();
+        if block_sizes != per_block {
+            return Err(fail(format!(
+                "expected 5 blocks of {per_block:?} convolutions, each ending in a max pool; found blocks of {block_sizes:?}"
+            )));
+        }
+        let mut in_channels = 3;
+        for c in &convs {
+            if c.dims[1] != in_channels {
+                return Err(fail(format!(
+                    "convolution {:?} takes {} channels, not {in_channels}",
+                    c.name, c.dims[1]
+                )));
+            }
+            in_channels = c.dims[0];
+        }
+        let source_size = match layout {
+            SourceLayout::Nhwc => dims[1].zip(dims[2]),
+            SourceLayout::Nchw => dims[2].zip(dims[3]),
+        };
+        Ok(Vgg16Base {
+            layout,
+            convs,
+            source_size,
+            kept_nodes: kept,
+            features_output: features_output.unwrap_or_default(),
+        })
+    }
+}
+
+impl Vgg16Base {
+    /// Whether the widths are VGG16's own ([`VGG16_BLOCKS`]), as the Burn model needs.
+    pub fn has_vgg16_widths(&self) -> bool {
+        let expected = VGG16_BLOCKS.iter().flat_map(|b| b.iter().copied());
+        self.convs.iter().map(|c| c.dims[0]).eq(expected)
+    }
+}
