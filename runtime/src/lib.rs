@@ -114,7 +114,7 @@ impl ClassifierBuilder {
         let info = ModelInfo::from_bytes(bytes, name)?;
         let config = match self.input_config.as_ref().or(info.input_config.as_ref()) {
             Some(c) => c.clone(),
-            None => guess_input_config(&info).ok_or_else(|| Error::BadModel {
+            None => info.guessed_input_config().ok_or_else(|| Error::BadModel {
                 path: name.to_path_buf(),
                 reason: format!(
                     "input {:?} of shape {:?} is not an image batch with 3 channels and a fixed size",
@@ -130,22 +130,6 @@ impl ClassifierBuilder {
             fallback,
         })
     }
-}
-
-/// Without our metadata: an `[N,3,H,W]` or `[N,H,W,3]` input of fixed size, pixels scaled to `[0,1]`.
-fn guess_input_config(info: &ModelInfo) -> Option<InputConfig> {
-    let s = &info.input.shape;
-    let (layout, h, w) = match (s[1], s[2], s[3]) {
-        (Some(3), Some(h), Some(w)) => (Layout::Nchw, h, w),
-        (Some(h), Some(w), Some(3)) => (Layout::Nhwc, h, w),
-        _ => return None,
-    };
-    Some(InputConfig {
-        height: h,
-        width: w,
-        layout,
-        ..InputConfig::unit_rgb(h)
-    })
 }
 
 /// A loaded model, ready to classify images.

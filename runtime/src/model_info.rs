@@ -1,6 +1,6 @@
 //! What a model file says about itself, read from its ONNX protobuf without running it.
 
-use crate::preprocess::{keys, InputConfig};
+use crate::preprocess::{keys, InputConfig, Layout};
 use crate::{Error, Result};
 use prost::Message;
 use std::collections::HashMap;
@@ -99,9 +99,14 @@ impl ModelInfo {
             None => None,
         };
         let input_config = InputConfig::from_metadata(&metadata).map_err(bad)?;
-        let outputs_probabilities = metadata
-            .get(keys::OUTPUT)
-            .is_some_and(|o| o == "probabilities");
+        // Our metadata says; otherwise a graph whose output comes out of a Softmax gives probabilities.
+        let outputs_probabilities = match metadata.get(keys::OUTPUT) {
+            Some(o) => o == "probabilities",
+            None => graph
+                .node
+                .iter()
+                .any(|n| n.op_type == "Softmax" && n.output.contains(&output.name)),
+        };
         let info = ModelInfo {
             input: TensorInfo {
                 name: input.name.clone(),
@@ -134,5 +139,33 @@ impl ModelInfo {
             .copied()
             .flatten()
             .or_else(|| self.classes.as_ref().map(Vec::len))
+    }
+
+    /// The layout the input's shape implies: three channels first (`NCHW`) or last (`NHWC`).
+    pub fn image_layout(&self) -> Option<Layout> {
+        let s = &self.input.shape;
+        match (s[1], s[3]) {
+            (Some(3), _) => Some(Layout::Nchw),
+            (_, Some(3)) => Some(Layout::Nhwc),
+            _ => None,
+        }
+    }
+
+    /// Preprocessing for a model without this project's metadata: the input's own size and
+    /// layout, pixels scaled to `[0, 1]`. `None` unless the input is a 3-channel image batch of
+    /// fixed height and width.
+    pub fn guessed_input_config(&self) -> Option<InputConfig> {
+        let layout = self.image_layout()?;
+        let s = &self.input.shape;
+        let (h, w) = match layout {
+            Layout::Nchw => (s[2]?, s[3]?),
+            Layout::Nhwc => (s[1]?, s[2]?),
+        };
+        Some(InputConfig {
+            height: h,
+            width: w,
+            layout,
+            ..InputConfig::unit_rgb(h)
+        })
     }
 }

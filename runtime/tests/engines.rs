@@ -92,3 +92,39 @@ fn corrupt_and_truncated_models_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn models_without_metadata_use_their_input_shape() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut nchw = Classifier::builder()
+        .engine(EngineChoice::Tract)
+        .build_from_file(dir.join("tiny_classifier.onnx"))
+        .unwrap();
+    let mut nhwc = Classifier::builder()
+        .engine(EngineChoice::Tract)
+        .build_from_file(dir.join("tiny_nhwc_plain.onnx"))
+        .unwrap();
+    let config = nhwc.input_config().clone();
+    assert_eq!(
+        (config.layout, config.height, config.width),
+        (runtime::Layout::Nhwc, 8, 8)
+    );
+    assert!(nhwc.info().classes.is_none());
+    // Same weights, same preprocessing (pixels / 255): the same probabilities.
+    let images = pixels(5, 9);
+    let a = nchw.classify_planar(&images).unwrap();
+    let b = nhwc.classify_planar(&images).unwrap();
+    for (pa, pb) in a.iter().zip(&b) {
+        assert_eq!(pa.class, pb.class);
+        assert_eq!(pb.label, pb.class.to_string());
+        for (x, y) in pa.probabilities.iter().zip(&pb.probabilities) {
+            assert!((x - y).abs() < 1e-5);
+        }
+    }
+    let err = Classifier::builder()
+        .engine(EngineChoice::Tract)
+        .build_from_file(dir.join("not_an_image.onnx"))
+        .unwrap_err();
+    assert!(matches!(err, Error::BadModel { .. }), "{err}");
+    assert!(err.to_string().contains("rank 2"), "{err}");
+}

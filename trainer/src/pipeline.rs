@@ -7,6 +7,7 @@ use crate::model::cnn::CnnConfig;
 use crate::train::{self, TrainConfig, Trained};
 use anyhow::{bail, Context};
 use burn::prelude::Backend;
+use burn::tensor::backend::AutodiffBackend;
 use runtime::data::{CifarSplit, Dataset};
 use runtime::verify::{ReferencePredictions, VerifyReport};
 use runtime::EngineChoice;
@@ -62,7 +63,7 @@ pub fn load_data(
                         out.display()
                     );
                     standin::write(&dir, *standin)?;
-                    export::write_model(&stamp, wanted.as_bytes())?;
+                    export::write_file(&stamp, wanted.as_bytes())?;
                 }
                 (out, true)
             }
@@ -126,37 +127,45 @@ pub fn train_and_export(run: &TrainRun, splits: &Splits) -> anyhow::Result<Artif
     model.classes = splits.train.classes.len();
     model.side = splits.train.side;
     match run.device {
-        DeviceChoice::Cpu => {
-            let trained = train::train_cnn::<backend::Cpu>(
-                &backend::cpu_device(),
-                "cpu (burn flex)",
-                &splits.train,
-                &splits.test,
-                &model,
-                &run.train,
-                run.show_progress,
-            )?;
-            save(run, splits, &model, trained, "burn (flex, cpu)")
-        }
+        DeviceChoice::Cpu => train_on::<backend::Cpu>(
+            run,
+            splits,
+            &model,
+            &backend::cpu_device(),
+            "burn (flex, cpu)",
+        ),
         #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda => {
-            let device = burn::backend::cuda::CudaDevice::default();
-            let trained = train::train_cnn::<backend::Cuda>(
-                &device,
-                "cuda (burn cuda)",
-                &splits.train,
-                &splits.test,
-                &model,
-                &run.train,
-                run.show_progress,
-            )?;
-            save(run, splits, &model, trained, "burn (cuda)")
-        }
+        DeviceChoice::Cuda => train_on::<backend::Cuda>(
+            run,
+            splits,
+            &model,
+            &burn::backend::cuda::CudaDevice::default(),
+            "burn (cuda)",
+        ),
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda => {
             bail!("this trainer was built without CUDA support: rebuild with `--features cuda`")
         }
     }
+}
+
+fn train_on<B: AutodiffBackend>(
+    run: &TrainRun,
+    splits: &Splits,
+    model: &CnnConfig,
+    device: &B::Device,
+    producer: &str,
+) -> anyhow::Result<Artifacts> {
+    let trained = train::train_cnn::<B>(
+        device,
+        producer,
+        &splits.train,
+        &splits.test,
+        model,
+        &run.train,
+        run.show_progress,
+    )?;
+    save(run, splits, model, trained, producer)
 }
 
 fn save<B: Backend>(
@@ -170,7 +179,7 @@ fn save<B: Backend>(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let onnx = dir.join(format!("{}.onnx", run.name));
     let bytes = export::cnn_to_onnx(&trained.model, model_config, &splits.train.classes);
-    export::write_model(&onnx, &bytes)?;
+    export::write_file(&onnx, &bytes)?;
     let reference = ReferencePredictions::path_for(&onnx);
     ReferencePredictions {
         producer: producer.to_string(),
@@ -224,6 +233,6 @@ pub fn verify(onnx: &Path, test: &Dataset, batch: usize) -> anyhow::Result<Verif
         batch,
     )?;
     let path = VerifyReport::path_for(onnx);
-    export::write_model(&path, &serde_json::to_vec_pretty(&report)?)?;
+    export::write_file(&path, &serde_json::to_vec_pretty(&report)?)?;
     Ok(report)
 }

@@ -271,5 +271,5 @@ pub fn format_summary(name: &str, rows: &[(String, String, usize)]) -> String {
 /// Saves the history as pretty JSON, atomically.
 pub fn save_history(history: &History, path: &Path) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(history)?;
-    crate::export::write_model(path, &json)
+    crate::export::write_file(path, &json)
 }

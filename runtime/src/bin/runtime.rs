@@ -180,10 +180,26 @@ fn load_with(model: &Path, engine: EngineChoice, input: &InputArgs) -> anyhow::R
     if input.is_set() {
         let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
         let info = runtime::ModelInfo::from_bytes(&bytes, model)?;
+        // The model's own preprocessing, else what its input shape implies (224 a side when
+        // the shape does not say), with the flags on top.
         let base = info
             .input_config
             .clone()
-            .unwrap_or_else(|| guess_from_shape(&info));
+            .or_else(|| info.guessed_input_config())
+            .or_else(|| {
+                info.image_layout().map(|layout| InputConfig {
+                    layout,
+                    ..InputConfig::unit_rgb(224)
+                })
+            })
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: input {:?} of shape {:?} is not a 3-channel image batch",
+                    model.display(),
+                    info.input.name,
+                    info.input.shape
+                )
+            })?;
         builder = builder.input_config(input.apply(base)?);
     }
     let classifier = builder.build_from_file(model)?;
@@ -196,22 +212,6 @@ fn load_with(model: &Path, engine: EngineChoice, input: &InputArgs) -> anyhow::R
         classifier.provider()
     );
     Ok(classifier)
-}
-
-/// The size and layout a model's input shape implies, pixels scaled to `[0, 1]`.
-fn guess_from_shape(info: &runtime::ModelInfo) -> InputConfig {
-    let s = &info.input.shape;
-    let (layout, h, w) = match (s[1], s[2], s[3]) {
-        (_, _, Some(3)) if s[1] != Some(3) => (Layout::Nhwc, s[1], s[2]),
-        _ => (Layout::Nchw, s[2], s[3]),
-    };
-    let side = h.or(w).unwrap_or(224);
-    InputConfig {
-        height: h.unwrap_or(side),
-        width: w.unwrap_or(side),
-        layout,
-        ..InputConfig::unit_rgb(side)
-    }
 }
 
 fn classify(args: &ClassifyArgs) -> anyhow::Result<bool> {

@@ -1,6 +1,7 @@
 //! Image folders: `<root>/<class>/*.png|jpg`, one sub-folder per class, sorted by name.
 
 use super::{DataError, Dataset};
+use crate::batch::has_image_extension;
 use crate::preprocess::load_planar;
 use std::path::{Path, PathBuf};
 
@@ -8,14 +9,6 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct FolderReport {
     pub skipped: Vec<(PathBuf, String)>,
-}
-
-const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "gif", "webp"];
-
-fn is_image_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
@@ -65,7 +58,7 @@ pub fn read_image_folder(root: &Path, side: usize) -> Result<(Dataset, FolderRep
                 .unwrap_or_default(),
         );
         for file in sorted_entries(dir)? {
-            if !file.is_file() || !is_image_name(&file) {
+            if !file.is_file() || !has_image_extension(&file) {
                 continue;
             }
             match load_planar(&file, side, side) {

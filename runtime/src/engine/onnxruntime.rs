@@ -6,16 +6,14 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// The process's one ONNX Runtime environment, or why it could not be made.
 /// A failure is kept too, so a missing library is looked for once, not once per model.
 static ENVIRONMENT: OnceLock<Result<(Environment, String), String>> = OnceLock::new();
-static INIT_LOCK: Mutex<()> = Mutex::new(());
 
 /// Loads the library and builds the environment once per process.
 fn environment() -> Result<&'static (Environment, String)> {
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     ENVIRONMENT
         .get_or_init(|| {
             let lib = ort_library::find()?;

@@ -115,8 +115,8 @@ pub fn cnn_to_onnx<B: Backend>(model: &Cnn<B>, config: &CnnConfig, classes: &[St
     )
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn write_model(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `bytes` to `path` atomically (temporary file and rename).
+pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use anyhow::Context;
     runtime::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
