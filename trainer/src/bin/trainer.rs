@@ -227,8 +227,22 @@ fn main() -> anyhow::Result<()> {
                 "wrote {}",
                 runtime::verify::VerifyReport::path_for(&artifacts.onnx).display()
             );
+            let not_run: Vec<&str> = report
+                .engines
+                .iter()
+                .filter(|e| e.error.is_some())
+                .map(|e| e.engine.as_str())
+                .collect();
+            if !not_run.is_empty() {
+                anyhow::bail!(
+                    "verification incomplete: {} did not run (see the table above)",
+                    not_run.join(" and ")
+                );
+            }
             if !report.all_agree(1e-4) {
-                anyhow::bail!("the engines do not all agree with Burn (see the table above)");
+                anyhow::bail!(
+                    "the engines do not all agree with Burn within 1e-4 (see the table above)"
+                );
             }
         }
     }
