@@ -35,6 +35,7 @@ enum Command {
     Classify(ClassifyArgs),
     /// Accuracy, per-class accuracy and confusion matrix on a labelled set.
     Evaluate {
+        /// The ONNX model.
         model: PathBuf,
         /// A CIFAR-10 binary folder or file, or an image folder.
         data: PathBuf,
@@ -49,6 +50,7 @@ enum Command {
     /// Run the test set through each engine and compare with the trainer's predictions
     /// (`<model>.burn.json`); writes `<model>.verify.json`.
     Verify {
+        /// The exported model; its `<name>.burn.json` must lie beside it.
         model: PathBuf,
         /// The data set the trainer's predictions were made on (default: the one they name).
         #[arg(long)]
@@ -57,7 +59,10 @@ enum Command {
         batch: usize,
     },
     /// Print what a model file says about itself.
-    Info { model: PathBuf },
+    Info {
+        /// The ONNX model.
+        model: PathBuf,
+    },
     /// Fetch the ONNX Runtime shared library through pip into the project folder.
     FetchOrt {
         /// Folder to put it in (default: runtime/onnxruntime/ of this project).
@@ -68,7 +73,9 @@ enum Command {
 
 #[derive(Args)]
 struct ClassifyArgs {
+    /// The ONNX model.
     model: PathBuf,
+    /// Image files, and folders to walk for images.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// auto (ONNX Runtime, else tract), ort or tract.
