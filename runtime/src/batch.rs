@@ -151,6 +151,7 @@ pub fn classify_files(
         let mut pending: BTreeMap<usize, Result<Vec<u8>, ImageError>> = BTreeMap::new();
         let mut ready: Vec<(usize, Result<Vec<u8>, ImageError>)> = Vec::new();
         let mut next_out = 0;
+        let mut decoded_in_ready = 0;
         let mut flush = |ready: &mut Vec<(usize, Result<Vec<u8>, ImageError>)>,
                          classifier: &mut Classifier| {
             let pixels: Vec<u8> = ready
@@ -179,10 +180,12 @@ pub fn classify_files(
         for (i, decoded) in rx {
             pending.insert(i, decoded);
             while let Some(decoded) = pending.remove(&next_out) {
+                decoded_in_ready += usize::from(decoded.is_ok());
                 ready.push((next_out, decoded));
                 next_out += 1;
-                if ready.iter().filter(|(_, r)| r.is_ok()).count() == batch {
+                if decoded_in_ready == batch {
                     flush(&mut ready, classifier);
+                    decoded_in_ready = 0;
                 }
             }
         }

@@ -70,6 +70,17 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
 }
 
+impl Prediction {
+    /// The `k` most probable classes, most probable first: `(class, probability)`.
+    pub fn top_k(&self, k: usize) -> Vec<(usize, f32)> {
+        let mut ranked: Vec<(usize, f32)> =
+            self.probabilities.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(k.max(1));
+        ranked
+    }
+}
+
 /// Options for building a [`Classifier`].
 #[derive(Debug, Clone, Default)]
 pub struct ClassifierBuilder {

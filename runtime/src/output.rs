@@ -1,7 +1,6 @@
 //! Result rows of a batch job as a readable table, CSV or JSON Lines.
 
 use crate::batch::FileOutcome;
-use crate::Prediction;
 
 /// How rows are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,17 +44,6 @@ impl RowContext {
             .get(class)
             .cloned()
             .unwrap_or_else(|| class.to_string())
-    }
-}
-
-impl Prediction {
-    /// The `k` most probable classes, most probable first: `(class, probability)`.
-    pub fn top_k(&self, k: usize) -> Vec<(usize, f32)> {
-        let mut ranked: Vec<(usize, f32)> =
-            self.probabilities.iter().copied().enumerate().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(k.max(1));
-        ranked
     }
 }
 
@@ -144,6 +132,7 @@ pub fn row(format: Format, outcome: &FileOutcome, ctx: &RowContext) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Prediction;
     use std::path::PathBuf;
 
     fn ctx() -> RowContext {

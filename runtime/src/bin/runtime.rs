@@ -184,8 +184,8 @@ fn load(model: &Path, engine: EngineChoice) -> anyhow::Result<Classifier> {
 
 fn load_with(model: &Path, engine: EngineChoice, input: &InputArgs) -> anyhow::Result<Classifier> {
     let mut builder = Classifier::builder().engine(engine);
+    let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
     if input.is_set() {
-        let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
         let info = runtime::ModelInfo::from_bytes(&bytes, model)?;
         // The model's own preprocessing, else what its input shape implies (224 a side when
         // the shape does not say), with the flags on top.
@@ -209,7 +209,7 @@ fn load_with(model: &Path, engine: EngineChoice, input: &InputArgs) -> anyhow::R
             })?;
         builder = builder.input_config(input.apply(base)?);
     }
-    let classifier = builder.build_from_file(model)?;
+    let classifier = builder.build_from_bytes(&bytes, model)?;
     if let Some(why) = classifier.fallback_reason() {
         eprintln!("{why}");
     }
