@@ -14,6 +14,7 @@ pub mod data;
 mod engine;
 mod model_info;
 pub mod output;
+pub mod pip;
 pub mod preprocess;
 pub mod verify;
 

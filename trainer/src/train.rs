@@ -4,7 +4,8 @@ use crate::model::cnn::{Cnn, CnnConfig};
 use crate::rng::Rng;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{GradientsParams, Optimizer, RmsPropConfig};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, RmsPropConfig, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -14,17 +15,24 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 
-/// Optimiser and schedule; the defaults are the article's (RMSprop 1e-4, batch 100).
+/// The optimiser and its own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Optim {
+    /// RMSprop without momentum. `rho` is Keras' moving-average factor. Burn adds `epsilon`
+    /// outside the square root, Keras inside: 1e-7 inside is about 3e-4 outside.
+    RmsProp { rho: f32, epsilon: f32 },
+    /// SGD with (undampened, Keras-style) momentum.
+    Sgd { momentum: f64 },
+}
+
+/// Optimiser and schedule; the defaults are the article's CNN settings (RMSprop 1e-4, batch 100).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
-    /// RMSprop's moving-average factor (Keras `rho`).
-    pub rho: f32,
-    /// RMSprop's epsilon. Burn adds it outside the square root, Keras inside: 1e-7 inside is
-    /// about 3e-4 outside, hence the default.
-    pub epsilon: f32,
+    pub optimizer: Optim,
     pub seed: u64,
     /// Batch size used for evaluation (no effect on results).
     pub eval_batch_size: usize,
@@ -36,10 +44,25 @@ impl Default for TrainConfig {
             epochs: 5,
             batch_size: 100,
             learning_rate: 1e-4,
-            rho: 0.9,
-            epsilon: 3e-4,
+            optimizer: Optim::RmsProp {
+                rho: 0.9,
+                epsilon: 3e-4,
+            },
             seed: 42,
             eval_batch_size: 500,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The article's VGG16 settings: SGD 1e-4 with momentum 0.9, batch 32, 3 epochs.
+    pub fn vgg16() -> Self {
+        TrainConfig {
+            epochs: 3,
+            batch_size: 32,
+            learning_rate: 1e-4,
+            optimizer: Optim::Sgd { momentum: 0.9 },
+            ..TrainConfig::default()
         }
     }
 }
@@ -59,27 +82,64 @@ pub struct EpochRecord {
 /// Everything a training run produced besides the model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct History {
-    pub model: CnnConfig,
+    /// The model's configuration, as the model records it.
+    pub model: serde_json::Value,
     pub train: TrainConfig,
     pub device: String,
     pub train_images: usize,
     pub test_images: usize,
+    /// Seconds spent before the first epoch (e.g. computing the frozen-feature cache).
+    #[serde(default)]
+    pub setup_seconds: f64,
     pub epochs: Vec<EpochRecord>,
 }
 
 /// A trained model on the inner (non-autodiff) backend, its history and its test-set logits.
-pub struct Trained<B: Backend> {
-    pub model: Cnn<B>,
+pub struct Trained<M> {
+    pub model: M,
     pub history: History,
     /// `test images x classes` logits of the final model.
     pub test_logits: Vec<f32>,
 }
 
-/// Builds a `[n, 3, side, side]` input tensor from planar images.
-fn images_tensor<B: Backend>(planar: &[u8], side: usize, device: &B::Device) -> Tensor<B, 4> {
-    let n = planar.len() / (3 * side * side);
-    let values = InputConfig::unit_rgb(side).tensor_from_planar(planar);
-    Tensor::from_data(TensorData::new(values, [n, 3, side, side]), device)
+/// A network the loop can train: inputs (images or cached features) to logits.
+pub trait Logits<B: Backend> {
+    fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 2>;
+}
+
+impl<B: Backend> Logits<B> for Cnn<B> {
+    fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward(x)
+    }
+}
+
+/// What the training loop needs besides the model and the optimiser.
+pub struct Fit<'a, B: Backend, M> {
+    pub device: &'a B::Device,
+    pub config: &'a TrainConfig,
+    pub train_labels: &'a [u8],
+    pub test_labels: &'a [u8],
+    pub classes: usize,
+    /// The input tensor of the training samples with these indices.
+    pub batch: &'a dyn Fn(&[usize]) -> Tensor<B, 4>,
+    /// Test-set logits of a model.
+    pub evaluate: &'a dyn Fn(&M) -> Vec<f32>,
+    pub show_progress: bool,
+}
+
+/// Builds the `[n, 3, height, width]` input tensor of planar images, preprocessed as `config`
+/// says (its layout must be NCHW).
+pub fn images_tensor<B: Backend>(
+    planar: &[u8],
+    config: &InputConfig,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let n = planar.len() / (3 * config.height * config.width);
+    let values = config.tensor_from_planar(planar);
+    Tensor::from_data(
+        TensorData::new(values, [n, 3, config.height, config.width]),
+        device,
+    )
 }
 
 /// Logits of `model` on every image of `set`, in batches.
@@ -91,7 +151,11 @@ pub fn predict<B: Backend>(
 ) -> Vec<f32> {
     let mut logits = Vec::with_capacity(set.len() * set.classes.len());
     for chunk in set.pixels.chunks(batch.max(1) * set.image_len()) {
-        let out = model.forward(images_tensor::<B>(chunk, set.side, device));
+        let out = model.forward(images_tensor::<B>(
+            chunk,
+            &InputConfig::unit_rgb(set.side),
+            device,
+        ));
         logits.extend(out.into_data().iter::<f32>());
     }
     logits
@@ -119,52 +183,59 @@ pub fn loss_and_accuracy(logits: &[f32], labels: &[u8], classes: usize) -> (f64,
 
 static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Trains the CNN on `train`, evaluating on `test` after each epoch.
-pub fn train_cnn<B: AutodiffBackend>(
-    device: &B::Device,
-    device_name: &str,
-    train: &Dataset,
-    test: &Dataset,
-    model_config: &CnnConfig,
-    config: &TrainConfig,
-    show_progress: bool,
-) -> anyhow::Result<Trained<B::InnerBackend>> {
-    anyhow::ensure!(!train.is_empty(), "the training set is empty");
-    anyhow::ensure!(!test.is_empty(), "the test set is empty");
-    anyhow::ensure!(config.batch_size > 0, "the batch size must be at least 1");
-    anyhow::ensure!(
-        train.side == model_config.side && test.side == model_config.side,
-        "the model takes {0}x{0} images but the data holds {1}x{1}",
-        model_config.side,
-        train.side
-    );
-    // Burn's CPU backend draws from one process-wide generator; two runs interleaving their draws
-    // would each lose reproducibility, so runs in one process take turns.
-    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
-    B::seed(device, config.seed);
-    let mut model: Cnn<B> = model_config.init(device);
-    let mut optim = RmsPropConfig::new()
-        .with_alpha(config.rho)
-        .with_epsilon(config.epsilon)
-        .with_momentum(0.0)
-        .init::<B, Cnn<B>>();
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+/// Burn's CPU backend draws from one process-wide generator; two runs interleaving their draws
+/// would each lose reproducibility, so runs in one process take turns: hold this while training.
+pub fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    TRAINING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Trains `model` with the optimiser the configuration names, appending each epoch to `history`.
+pub fn fit<B, M>(model: M, fit: &Fit<B, M::InnerModule>, history: &mut History) -> M
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + Logits<B>,
+{
+    match fit.config.optimizer {
+        Optim::RmsProp { rho, epsilon } => {
+            let optim = RmsPropConfig::new()
+                .with_alpha(rho)
+                .with_epsilon(epsilon)
+                .with_momentum(0.0)
+                .init::<B, M>();
+            fit_with(model, optim, fit, history)
+        }
+        Optim::Sgd { momentum } => {
+            let momentum = (momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(momentum)
+                    .with_dampening(0.0)
+            });
+            let optim = SgdConfig::new().with_momentum(momentum).init::<B, M>();
+            fit_with(model, optim, fit, history)
+        }
+    }
+}
+
+fn fit_with<B, M, O>(
+    mut model: M,
+    mut optim: O,
+    fit: &Fit<B, M::InnerModule>,
+    history: &mut History,
+) -> M
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + Logits<B>,
+    O: Optimizer<M, B>,
+{
+    let config = fit.config;
+    let loss_fn = CrossEntropyLossConfig::new().init(fit.device);
     let mut rng = Rng::new(config.seed);
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut history = History {
-        model: model_config.clone(),
-        train: config.clone(),
-        device: device_name.to_string(),
-        train_images: train.len(),
-        test_images: test.len(),
-        epochs: Vec::new(),
-    };
-    let steps = train.len().div_ceil(config.batch_size);
-    let mut batch_pixels = Vec::with_capacity(config.batch_size * train.image_len());
+    let mut order: Vec<usize> = (0..fit.train_labels.len()).collect();
+    let steps = order.len().div_ceil(config.batch_size);
     for epoch in 1..=config.epochs {
         let start = Instant::now();
         rng.shuffle(&mut order);
-        let bar = if show_progress {
+        let bar = if fit.show_progress {
             ProgressBar::new(steps as u64)
         } else {
             ProgressBar::hidden()
@@ -179,17 +250,16 @@ pub fn train_cnn<B: AutodiffBackend>(
         bar.set_prefix(format!("{epoch}/{}", config.epochs));
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for batch in order.chunks(config.batch_size) {
-            batch_pixels.clear();
-            for &i in batch {
-                batch_pixels.extend_from_slice(train.image(i));
-            }
-            let labels: Vec<i64> = batch.iter().map(|&i| i64::from(train.labels[i])).collect();
-            let x = images_tensor::<B>(&batch_pixels, train.side, device);
+            let labels: Vec<i64> = batch
+                .iter()
+                .map(|&i| i64::from(fit.train_labels[i]))
+                .collect();
+            let x = (fit.batch)(batch);
             let y = Tensor::<B, 1, Int>::from_data(
                 TensorData::new(labels.clone(), [batch.len()]),
-                device,
+                fit.device,
             );
-            let logits = model.forward(x);
+            let logits = model.logits(x);
             let predicted: Vec<i64> = logits.clone().argmax(1).into_data().iter::<i64>().collect();
             let loss = loss_fn.forward(logits, y);
             let loss_value: f64 = loss.clone().into_scalar().elem();
@@ -211,9 +281,8 @@ pub fn train_cnn<B: AutodiffBackend>(
         }
         bar.finish_and_clear();
         let train_seconds = start.elapsed().as_secs_f64();
-        let valid = model.valid();
-        let logits = predict(&valid, test, config.eval_batch_size, device);
-        let (val_loss, val_accuracy) = loss_and_accuracy(&logits, &test.labels, test.classes.len());
+        let logits = (fit.evaluate)(&model.valid());
+        let (val_loss, val_accuracy) = loss_and_accuracy(&logits, fit.test_labels, fit.classes);
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -223,7 +292,7 @@ pub fn train_cnn<B: AutodiffBackend>(
             seconds: start.elapsed().as_secs_f64(),
             images_per_second: seen as f64 / train_seconds.max(1e-9),
         };
-        if show_progress {
+        if fit.show_progress {
             eprintln!(
                 "epoch {epoch}/{}: loss {:.4} acc {:.2} % | val_loss {:.4} val_acc {:.2} % | {:.1} s ({:.0} images/s)",
                 config.epochs,
@@ -237,6 +306,72 @@ pub fn train_cnn<B: AutodiffBackend>(
         }
         history.epochs.push(record);
     }
+    model
+}
+
+/// Checks what every training run needs.
+pub fn check_sets(train: &Dataset, test: &Dataset, config: &TrainConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(!train.is_empty(), "the training set is empty");
+    anyhow::ensure!(!test.is_empty(), "the test set is empty");
+    anyhow::ensure!(config.batch_size > 0, "the batch size must be at least 1");
+    anyhow::ensure!(
+        config.eval_batch_size > 0,
+        "the evaluation batch size must be at least 1"
+    );
+    Ok(())
+}
+
+/// Trains the CNN on `train`, evaluating on `test` after each epoch.
+pub fn train_cnn<B: AutodiffBackend>(
+    device: &B::Device,
+    device_name: &str,
+    train: &Dataset,
+    test: &Dataset,
+    model_config: &CnnConfig,
+    config: &TrainConfig,
+    show_progress: bool,
+) -> anyhow::Result<Trained<Cnn<B::InnerBackend>>> {
+    check_sets(train, test, config)?;
+    anyhow::ensure!(
+        train.side == model_config.side && test.side == model_config.side,
+        "the model takes {0}x{0} images but the data holds {1}x{1}",
+        model_config.side,
+        train.side
+    );
+    let _turn = take_turn();
+    B::seed(device, config.seed);
+    let model: Cnn<B> = model_config.init(device);
+    let mut history = History {
+        model: serde_json::to_value(model_config)?,
+        train: config.clone(),
+        device: device_name.to_string(),
+        train_images: train.len(),
+        test_images: test.len(),
+        setup_seconds: 0.0,
+        epochs: Vec::new(),
+    };
+    let batch = |indices: &[usize]| {
+        let mut pixels = Vec::with_capacity(indices.len() * train.image_len());
+        for &i in indices {
+            pixels.extend_from_slice(train.image(i));
+        }
+        images_tensor::<B>(&pixels, &InputConfig::unit_rgb(train.side), device)
+    };
+    let evaluate = |m: &Cnn<B::InnerBackend>| predict(m, test, config.eval_batch_size, device);
+    let model = fit(
+        model,
+        &Fit {
+            device,
+            config,
+            train_labels: &train.labels,
+            test_labels: &test.labels,
+            classes: test.classes.len(),
+            batch: &batch,
+            evaluate: &evaluate,
+            show_progress,
+        },
+        &mut history,
+    );
     let model = model.valid();
     let test_logits = predict(&model, test, config.eval_batch_size, device);
     Ok(Trained {
@@ -247,7 +382,8 @@ pub fn train_cnn<B: AutodiffBackend>(
 }
 
 /// A Keras-style `model.summary()` table.
-pub fn format_summary(name: &str, rows: &[(String, String, usize)]) -> String {
+/// `frozen` of the parameters are not trained.
+pub fn format_summary(name: &str, rows: &[(String, String, usize)], frozen: usize) -> String {
     let total: usize = rows.iter().map(|r| r.2).sum();
     let mut s = format!("Model: \"{name}\"\n");
     let line = "_".repeat(72);
@@ -262,8 +398,9 @@ pub fn format_summary(name: &str, rows: &[(String, String, usize)]) -> String {
         s += &format!("{layer:<34}{shape:<24}{params:>14}\n");
     }
     s += &format!(
-        "{}\nTotal params: {total}\nTrainable params: {total}\nNon-trainable params: 0\n{line}\n",
-        "=".repeat(72)
+        "{}\nTotal params: {total}\nTrainable params: {}\nNon-trainable params: {frozen}\n{line}\n",
+        "=".repeat(72),
+        total.saturating_sub(frozen)
     );
     s
 }

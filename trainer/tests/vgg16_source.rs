@@ -52,3 +52,104 @@ fn other_graphs_are_refused_with_the_reason() {
     let err = Vgg16Base::from_file(Path::new("/nonexistent/vgg16.onnx")).unwrap_err();
     assert!(matches!(err, SourceError::Io { .. }));
 }
+
+/// `trainer/onnx/vgg16_features.onnx`, which the build feeds to burn-onnx, is what the graph
+/// surgery makes. `UPDATE_SKELETON=1` rewrites it.
+#[test]
+fn committed_skeleton_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/vgg16_features.onnx");
+    let fresh = trainer::model::vgg16::source::features_skeleton();
+    if std::env::var_os("UPDATE_SKELETON").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let committed = std::fs::read(&path).unwrap();
+    assert!(
+        committed == fresh,
+        "{} is stale: rerun this test with UPDATE_SKELETON=1",
+        path.display()
+    );
+    assert!(
+        committed.len() < 16 << 10,
+        "the skeleton must not hold weights"
+    );
+}
+
+/// Runs an ONNX graph in tract on one input; `output` picks an intermediate tensor.
+fn run_tract(
+    bytes: &[u8],
+    input: tract_onnx::prelude::Tensor,
+    output: Option<&str>,
+) -> tract_onnx::prelude::Tensor {
+    use tract_onnx::prelude::*;
+    let mut model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .unwrap();
+    model
+        .set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), input.shape()))
+        .unwrap();
+    if let Some(name) = output {
+        model.select_outputs_by_name([name]).unwrap();
+    }
+    let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+    let mut out = plan.run(tvec!(input.into())).unwrap();
+    out.remove(0).into_tensor()
+}
+
+fn pseudo_random(len: usize, seed: u32) -> Vec<f32> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 * 255.0 - 120.0
+        })
+        .collect()
+}
+
+/// The cut, normalised graph computes what the original computes at its last pool, in both
+/// source layouts, and its height and width are free.
+#[test]
+fn cut_graph_matches_the_original_intermediate_output() {
+    use tract_onnx::prelude::*;
+    for (name, nhwc) in [("vgg_like_nhwc.onnx", true), ("vgg_like_nchw.onnx", false)] {
+        let original = std::fs::read(fixture(name)).unwrap();
+        let base = Vgg16Base::from_bytes(&original, Path::new(name)).unwrap();
+        let cut = base.features_graph();
+        let nchw =
+            tract_ndarray::Array4::from_shape_vec((2, 3, 32, 32), pseudo_random(6144, 7)).unwrap();
+        let original_input = if nhwc {
+            nchw.clone()
+                .permuted_axes([0, 2, 3, 1])
+                .as_standard_layout()
+                .to_owned()
+        } else {
+            nchw.clone()
+        };
+        let expected = run_tract(
+            &original,
+            original_input.into_tensor(),
+            Some(&base.features_output),
+        );
+        let got = run_tract(&cut, nchw.into_tensor(), None);
+        assert_eq!(got.shape(), expected.shape(), "{name}");
+        let (a, b) = (
+            got.to_plain_array_view::<f32>().unwrap(),
+            expected.to_plain_array_view::<f32>().unwrap(),
+        );
+        let max_diff = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(max_diff < 1e-3, "{name}: max abs diff {max_diff}");
+        assert!(a.iter().any(|&v| v != 0.0), "{name}: all-zero features");
+        // Another size runs too: the cut graph's height and width are symbolic.
+        let other = run_tract(
+            &cut,
+            tract_ndarray::Array4::from_shape_vec((1, 3, 64, 96), pseudo_random(18432, 3))
+                .unwrap()
+                .into_tensor(),
+            None,
+        );
+        assert_eq!(&other.shape()[2..], &[2, 3], "{name}");
+    }
+}

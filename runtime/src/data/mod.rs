@@ -100,6 +100,30 @@ impl Dataset {
         }
     }
 
+    /// The same images at `side x side` pixels, resized as `classify` resizes files
+    /// ([`crate::preprocess::fit_planar`]: square images are simply scaled).
+    pub fn resized(&self, side: usize) -> Dataset {
+        if side == self.side {
+            return self.clone();
+        }
+        let mut pixels = Vec::with_capacity(self.len() * 3 * side * side);
+        for i in 0..self.len() {
+            let rgb = crate::preprocess::planar_to_interleaved(self.image(i));
+            let image = image::RgbImage::from_raw(self.side as u32, self.side as u32, rgb)
+                .map(image::DynamicImage::ImageRgb8);
+            match image {
+                Some(img) => pixels.extend(crate::preprocess::fit_planar(&img, side, side)),
+                None => pixels.extend(std::iter::repeat_n(0, 3 * side * side)),
+            }
+        }
+        Dataset {
+            side,
+            pixels,
+            labels: self.labels.clone(),
+            classes: self.classes.clone(),
+        }
+    }
+
     /// A 64-bit FNV-1a fingerprint of the labels and pixels, to tell whether two runs saw the same data.
     pub fn fingerprint(&self) -> String {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;

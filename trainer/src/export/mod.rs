@@ -6,9 +6,11 @@
 
 mod onnx;
 
-pub use onnx::{Attr, GraphBuilder, OPSET};
+pub use onnx::{Attr, Dim, GraphBuilder, OPSET};
 
 use crate::model::cnn::{Cnn, CnnConfig};
+use crate::model::vgg16::features;
+use crate::model::vgg16::transfer::{Vgg16Config, Vgg16Transfer};
 use burn::nn::conv::Conv2d;
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -113,6 +115,38 @@ pub fn cnn_to_onnx<B: Backend>(model: &Cnn<B>, config: &CnnConfig, classes: &[St
         classes,
         extra,
     )
+}
+
+/// The ONNX bytes of a trained VGG16 transfer model: the whole network (base, head, softmax).
+pub fn vgg16_to_onnx<B: Backend>(
+    model: &Vgg16Transfer<B>,
+    config: &Vgg16Config,
+    classes: &[String],
+) -> Vec<u8> {
+    let mut g = GraphBuilder::default();
+    let mut x = "input".to_string();
+    let (mut block, mut in_block) = (1, 1);
+    for (i, c) in features::convs(&model.features).into_iter().enumerate() {
+        let name = format!("block{block}_conv{in_block}");
+        x = conv(&mut g, &name, &x, c, true);
+        x = g.node("Relu", &format!("{name}_relu"), &[&x], vec![]);
+        in_block += 1;
+        if features::ends_block(i) {
+            x = max_pool(&mut g, &format!("block{block}_pool"), &x);
+            block += 1;
+            in_block = 1;
+        }
+    }
+    let x = g.node("Flatten", "flatten", &[&x], vec![("axis", Attr::Int(1))]);
+    let x = dense(&mut g, "dense1", &x, &model.dense1);
+    let x = g.node("Sigmoid", "sigmoid", &[&x], vec![]);
+    let x = dense(&mut g, "dense2", &x, &model.dense2);
+    let x = g.node("Softmax", "softmax", &[&x], vec![("axis", Attr::Int(-1))]);
+    let extra = vec![(
+        "model".to_string(),
+        serde_json::to_string(config).unwrap_or_default(),
+    )];
+    g.finish("vgg16_transfer", &x, &config.input_config(), classes, extra)
 }
 
 /// Writes `bytes` to `path` atomically (temporary file and rename).

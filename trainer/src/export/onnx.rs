@@ -41,6 +41,35 @@ impl GraphBuilder {
         name.to_string()
     }
 
+    /// Adds a float weight whose values live in another file (`location`, from byte `offset`), as
+    /// ONNX's external data does. Returns the number of bytes it takes there.
+    pub fn external_weight(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        location: &str,
+        offset: usize,
+    ) -> usize {
+        let length = 4 * dims.iter().product::<usize>();
+        let entry = |key: &str, value: String| pb::StringStringEntryProto {
+            key: key.into(),
+            value,
+        };
+        self.initializers.push(pb::TensorProto {
+            name: name.to_string(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: FLOAT,
+            data_location: Some(pb::tensor_proto::DataLocation::External as i32),
+            external_data: vec![
+                entry("location", location.to_string()),
+                entry("offset", offset.to_string()),
+                entry("length", length.to_string()),
+            ],
+            ..Default::default()
+        });
+        length
+    }
+
     /// Adds a node with one output, named after the node.
     pub fn node(
         &mut self,
@@ -95,50 +124,9 @@ impl GraphBuilder {
         classes: &[String],
         extra_metadata: Vec<(String, String)>,
     ) -> Vec<u8> {
-        use pb::tensor_shape_proto::{dimension::Value, Dimension};
-        let dim = |v: Value| Dimension {
-            value: Some(v),
-            ..Default::default()
-        };
-        let value_info = |name: &str, dims: Vec<Dimension>| pb::ValueInfoProto {
-            name: name.to_string(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: FLOAT,
-                    shape: Some(pb::TensorShapeProto { dim: dims }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let batch = || dim(Value::DimParam("batch".into()));
-        let input_dims: Vec<Dimension> = std::iter::once(batch())
-            .chain(
-                config.shape(1)[1..]
-                    .iter()
-                    .map(|&d| dim(Value::DimValue(d as i64))),
-            )
+        let input_dims: Vec<Dim> = std::iter::once(Dim::Named("batch"))
+            .chain(config.shape(1)[1..].iter().map(|&d| Dim::Fixed(d)))
             .collect();
-        let mut nodes = self.nodes;
-        // Name the graph's output: the last node writes `probabilities` directly.
-        if let Some(node) = nodes
-            .iter_mut()
-            .rev()
-            .find(|n| n.output.first().map(String::as_str) == Some(last))
-        {
-            node.output = vec!["probabilities".into()];
-        }
-        let graph = pb::GraphProto {
-            name: graph_name.to_string(),
-            node: nodes,
-            initializer: self.initializers,
-            input: vec![value_info("input", input_dims)],
-            output: vec![value_info(
-                "probabilities",
-                vec![batch(), dim(Value::DimValue(classes.len() as i64))],
-            )],
-            ..Default::default()
-        };
         let mut metadata = vec![
             (
                 keys::CLASSES.to_string(),
@@ -148,6 +136,44 @@ impl GraphBuilder {
         ];
         metadata.extend(config.to_metadata());
         metadata.extend(extra_metadata);
+        self.finish_graph(
+            graph_name,
+            ("input", &input_dims),
+            (
+                last,
+                "probabilities",
+                &[Dim::Named("batch"), Dim::Fixed(classes.len())],
+            ),
+            metadata,
+        )
+    }
+
+    /// Finishes a graph of one float input and one float output. The node writing `last` is
+    /// renamed to write `output.1` (the graph's output name).
+    pub fn finish_graph(
+        self,
+        graph_name: &str,
+        input: (&str, &[Dim]),
+        output: (&str, &str, &[Dim]),
+        metadata: Vec<(String, String)>,
+    ) -> Vec<u8> {
+        let (last, output_name, output_dims) = output;
+        let mut nodes = self.nodes;
+        if let Some(node) = nodes
+            .iter_mut()
+            .rev()
+            .find(|n| n.output.first().map(String::as_str) == Some(last))
+        {
+            node.output = vec![output_name.into()];
+        }
+        let graph = pb::GraphProto {
+            name: graph_name.to_string(),
+            node: nodes,
+            initializer: self.initializers,
+            input: vec![value_info(input.0, input.1)],
+            output: vec![value_info(output_name, output_dims)],
+            ..Default::default()
+        };
         let model = pb::ModelProto {
             ir_version: IR_VERSION,
             opset_import: vec![pb::OperatorSetIdProto {
@@ -164,5 +190,38 @@ impl GraphBuilder {
             ..Default::default()
         };
         model.encode_to_vec()
+    }
+}
+
+/// One dimension of a graph input or output.
+#[derive(Debug, Clone, Copy)]
+pub enum Dim<'a> {
+    Fixed(usize),
+    /// A symbolic dimension (`batch`, `height`, ...).
+    Named(&'a str),
+}
+
+/// A float tensor's name, type and shape.
+fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    let dim = |d: &Dim| Dimension {
+        value: Some(match *d {
+            Dim::Fixed(v) => Value::DimValue(v as i64),
+            Dim::Named(n) => Value::DimParam(n.to_string()),
+        }),
+        ..Default::default()
+    };
+    pb::ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: FLOAT,
+                shape: Some(pb::TensorShapeProto {
+                    dim: dims.iter().map(dim).collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }

@@ -290,3 +290,109 @@ impl Vgg16Base {
         self.convs.iter().map(|c| c.dims[0]).eq(expected)
     }
 }
+
+/// The file name the skeleton's weights point to (see [`features_skeleton`]).
+pub const SKELETON_WEIGHTS: &str = "vgg16_features.bin";
+
+/// Where a features graph takes its weights from.
+enum WeightSource<'a> {
+    /// The values of a source graph, stored in the graph.
+    Inline(&'a [ConvWeights]),
+    /// Placeholders in an external-data file, for code generation.
+    External(&'a str),
+}
+
+/// The normalised convolutional base: input `input` `[batch, 3, height, width]` (NCHW, every
+/// dimension symbolic), 13 convolutions with their ReLUs and 5 max pools named `blockB_convC` and
+/// `blockB_pool`, output `features`. The original classifier and any layout transpose are gone.
+fn features_graph(widths: &[usize], weights: WeightSource) -> Vec<u8> {
+    use crate::export::{Attr, Dim, GraphBuilder};
+    let mut g = GraphBuilder::default();
+    let mut x = "input".to_string();
+    let mut in_channels = 3;
+    let mut index = 0;
+    let mut offset = 0;
+    for (b, block) in VGG16_BLOCKS.iter().enumerate() {
+        for c in 0..block.len() {
+            let out_channels = widths[index];
+            let name = format!("block{}_conv{}", b + 1, c + 1);
+            let dims = [out_channels, in_channels, 3, 3];
+            let (w, bias) = (format!("{name}.weight"), format!("{name}.bias"));
+            match &weights {
+                WeightSource::Inline(convs) => {
+                    g.weight(&w, &dims, convs[index].weight.clone());
+                    g.weight(&bias, &[out_channels], convs[index].bias.clone());
+                }
+                WeightSource::External(file) => {
+                    offset += g.external_weight(&w, &dims, file, offset);
+                    offset += g.external_weight(&bias, &[out_channels], file, offset);
+                }
+            }
+            let conv = g.node(
+                "Conv",
+                &name,
+                &[&x, &w, &bias],
+                vec![
+                    ("kernel_shape", Attr::Ints(vec![3, 3])),
+                    ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+                    ("strides", Attr::Ints(vec![1, 1])),
+                ],
+            );
+            x = g.node("Relu", &format!("{name}_relu"), &[&conv], vec![]);
+            in_channels = out_channels;
+            index += 1;
+        }
+        x = g.node(
+            "MaxPool",
+            &format!("block{}_pool", b + 1),
+            &[&x],
+            vec![
+                ("kernel_shape", Attr::Ints(vec![2, 2])),
+                ("strides", Attr::Ints(vec![2, 2])),
+            ],
+        );
+    }
+    g.finish_graph(
+        "vgg16_features",
+        (
+            "input",
+            &[
+                Dim::Named("batch"),
+                Dim::Fixed(3),
+                Dim::Named("height"),
+                Dim::Named("width"),
+            ],
+        ),
+        (
+            &x,
+            "features",
+            &[
+                Dim::Named("batch"),
+                Dim::Fixed(in_channels),
+                Dim::Named("features_height"),
+                Dim::Named("features_width"),
+            ],
+        ),
+        Vec::new(),
+    )
+}
+
+/// The graph burn-onnx generates `Vgg16Features` from: VGG16's base with its own widths, its
+/// weights left in [`SKELETON_WEIGHTS`] (filled with zeros at build time; the real ones are loaded
+/// at run time from the user's file). `trainer/onnx/vgg16_features.onnx` is this graph.
+pub fn features_skeleton() -> Vec<u8> {
+    let widths: Vec<usize> = VGG16_BLOCKS
+        .iter()
+        .flat_map(|b| b.iter().copied())
+        .collect();
+    features_graph(&widths, WeightSource::External(SKELETON_WEIGHTS))
+}
+
+impl Vgg16Base {
+    /// The base cut out of the source graph and normalised (see [`features_skeleton`]), with the
+    /// source's weights: a standalone ONNX file that maps NCHW images to `block5_pool` features.
+    pub fn features_graph(&self) -> Vec<u8> {
+        let widths: Vec<usize> = self.convs.iter().map(|c| c.dims[0]).collect();
+        features_graph(&widths, WeightSource::Inline(&self.convs))
+    }
+}

@@ -1,0 +1,360 @@
+//! Training the VGG16 transfer model, with the frozen part's output cached on disk.
+//!
+//! The frozen convolutions are a fixed function of the image, so their output is computed once
+//! per image and kept in `<models>/cache/`, keyed by the frozen weights, the images and the
+//! preprocessing; every epoch then trains the rest from those features.
+
+use crate::model::vgg16::source::Vgg16Base;
+use crate::model::vgg16::transfer::{Vgg16Config, Vgg16Transfer};
+use crate::train::{self, Fit, History, TrainConfig, Trained};
+use anyhow::Context;
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressStyle};
+use runtime::data::Dataset;
+use runtime::InputConfig;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Version of the cache file format; part of every key.
+const CACHE_FORMAT: &[u8] = b"vgg16-features-1";
+const MAGIC: &[u8; 8] = b"FEATS001";
+
+/// Where frozen features are cached.
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    /// `None` recomputes the frozen part for every batch of every epoch (what Keras does).
+    pub dir: Option<PathBuf>,
+    /// File name prefix (the model's name).
+    pub name: String,
+}
+
+/// 64-bit FNV-1a.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// The cache key: the frozen weights, the images, their size and preprocessing.
+fn cache_key(base: &Vgg16Base, frozen: usize, set: &Dataset, input: &InputConfig) -> String {
+    let mut h = Fnv::new();
+    h.write(CACHE_FORMAT);
+    for conv in &base.convs[..frozen] {
+        for v in conv.weight.iter().chain(&conv.bias) {
+            h.write(&v.to_le_bytes());
+        }
+    }
+    h.write(set.fingerprint().as_bytes());
+    h.write(&(set.side as u64).to_le_bytes());
+    for (k, v) in input.to_metadata() {
+        h.write(k.as_bytes());
+        h.write(v.as_bytes());
+    }
+    h.write(&(frozen as u64).to_le_bytes());
+    format!("{:016x}", h.0)
+}
+
+/// Reads a cache file; `None` when it is missing or does not hold `samples x per_sample` values.
+fn read_cache(path: &Path, samples: usize, per_sample: usize) -> Option<Vec<f32>> {
+    let bytes = std::fs::read(path).ok()?;
+    let header = MAGIC.len() + 16;
+    if bytes.len() != header + 4 * samples * per_sample || &bytes[..MAGIC.len()] != MAGIC {
+        return None;
+    }
+    let n = u64::from_le_bytes(bytes[8..16].try_into().ok()?);
+    let k = u64::from_le_bytes(bytes[16..24].try_into().ok()?);
+    if n != samples as u64 || k != per_sample as u64 {
+        return None;
+    }
+    Some(
+        bytes[header..]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    )
+}
+
+fn write_cache(path: &Path, values: &[f32], samples: usize) -> anyhow::Result<()> {
+    let per_sample = values.len() / samples.max(1);
+    let mut bytes = Vec::with_capacity(24 + 4 * values.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(samples as u64).to_le_bytes());
+    bytes.extend_from_slice(&(per_sample as u64).to_le_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    crate::export::write_file(path, &bytes)
+}
+
+/// What happened to one split's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheUse {
+    /// Read from disk.
+    Hit,
+    /// Computed and written.
+    Written,
+    /// Not used: the frozen part is recomputed for every batch.
+    Off,
+}
+
+/// The frozen part's output for every image of `set`: from the cache when it is current, else
+/// computed (and then written, replacing the split's stale cache files).
+#[allow(clippy::too_many_arguments)]
+fn frozen_features<B: Backend>(
+    model: &Vgg16Transfer<B>,
+    base: &Vgg16Base,
+    frozen: usize,
+    set: &Dataset,
+    input: &InputConfig,
+    cache: (&Path, &str),
+    split: &str,
+    batch: usize,
+    device: &B::Device,
+    show_progress: bool,
+) -> anyhow::Result<(Vec<f32>, CacheUse)> {
+    let (dir, name) = cache;
+    let path = dir.join(format!(
+        "{name}-{split}-{}.features",
+        cache_key(base, frozen, set, input)
+    ));
+    let per_sample = {
+        let probe = images_of(set, &[0], input, device);
+        model.features_until(probe, frozen).shape().num_elements()
+    };
+    if let Some(values) = read_cache(&path, set.len(), per_sample) {
+        return Ok((values, CacheUse::Hit));
+    }
+    let bar = if show_progress {
+        ProgressBar::new(set.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "frozen features ({prefix}) [{bar:30}] {pos}/{len} ({elapsed} < {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(split.to_string());
+    let mut values = Vec::with_capacity(set.len() * per_sample);
+    let indices: Vec<usize> = (0..set.len()).collect();
+    for chunk in indices.chunks(batch.max(1)) {
+        let out = model.features_until(images_of(set, chunk, input, device), frozen);
+        values.extend(out.into_data().iter::<f32>());
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    // Older caches of this split were made from other weights, images or preprocessing.
+    let prefix = format!("{name}-{split}-");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&prefix) && file.ends_with(".features") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    write_cache(&path, &values, set.len())?;
+    Ok((values, CacheUse::Written))
+}
+
+/// The preprocessed images of `set` at `indices`.
+fn images_of<B: Backend>(
+    set: &Dataset,
+    indices: &[usize],
+    input: &InputConfig,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let mut pixels = Vec::with_capacity(indices.len() * set.image_len());
+    for &i in indices {
+        pixels.extend_from_slice(set.image(i));
+    }
+    train::images_tensor::<B>(&pixels, input, device)
+}
+
+/// Rows `indices` of `values` (`per_sample` each) as a `[n, c, s, s]` tensor.
+fn rows_of<B: Backend>(
+    values: &[f32],
+    dims: [usize; 3],
+    indices: &[usize],
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let per = dims.iter().product::<usize>();
+    let mut out = Vec::with_capacity(indices.len() * per);
+    for &i in indices {
+        out.extend_from_slice(&values[i * per..(i + 1) * per]);
+    }
+    Tensor::from_data(
+        TensorData::new(out, [indices.len(), dims[0], dims[1], dims[2]]),
+        device,
+    )
+}
+
+/// What the cache did for a run, for the history and the summary.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CacheReport {
+    pub train: CacheUse,
+    pub test: CacheUse,
+    pub seconds: f64,
+}
+
+/// Trains the VGG16 transfer model. `train` and `test` are resized to the model's side first.
+#[allow(clippy::too_many_arguments)]
+pub fn train_vgg16<B: AutodiffBackend>(
+    device: &B::Device,
+    device_name: &str,
+    base: &Vgg16Base,
+    train: &Dataset,
+    test: &Dataset,
+    model_config: &Vgg16Config,
+    config: &TrainConfig,
+    cache: &CacheOptions,
+    show_progress: bool,
+) -> anyhow::Result<(Trained<Vgg16Transfer<B::InnerBackend>>, CacheReport)> {
+    train::check_sets(train, test, config)?;
+    model_config.check(base).map_err(anyhow::Error::msg)?;
+    let train = &train.resized(model_config.side);
+    let test = &test.resized(model_config.side);
+    let input = model_config.input_config();
+    let frozen = model_config.freeze.frozen_convs();
+    let _turn = train::take_turn();
+    B::seed(device, config.seed);
+    let model: Vgg16Transfer<B> = model_config.init(base, device);
+    let start = Instant::now();
+    let features = match cache.dir.as_deref() {
+        Some(dir) if frozen > 0 => {
+            let inner = model.valid();
+            let eval = config.eval_batch_size;
+            let at = (dir, cache.name.as_str());
+            let tr = frozen_features(
+                &inner,
+                base,
+                frozen,
+                train,
+                &input,
+                at,
+                "train",
+                eval,
+                device,
+                show_progress,
+            )?;
+            let te = frozen_features(
+                &inner,
+                base,
+                frozen,
+                test,
+                &input,
+                at,
+                "test",
+                eval,
+                device,
+                show_progress,
+            )?;
+            Some((tr, te))
+        }
+        _ => None,
+    };
+    let setup_seconds = start.elapsed().as_secs_f64();
+    let report = CacheReport {
+        train: features.as_ref().map_or(CacheUse::Off, |f| f.0 .1),
+        test: features.as_ref().map_or(CacheUse::Off, |f| f.1 .1),
+        seconds: setup_seconds,
+    };
+    let mut history = History {
+        model: serde_json::to_value(model_config)?,
+        train: config.clone(),
+        device: device_name.to_string(),
+        train_images: train.len(),
+        test_images: test.len(),
+        setup_seconds,
+        epochs: Vec::new(),
+    };
+    let (c, s) = (
+        model_config.freeze.feature_channels(),
+        model_config.freeze.feature_side(model_config.side),
+    );
+    let dims = [c, s, s];
+    let eval_batch = config.eval_batch_size;
+    let test_indices: Vec<usize> = (0..test.len()).collect();
+    let (model, test_logits) = match &features {
+        Some(((train_values, _), (test_values, _))) => {
+            let batch = |indices: &[usize]| rows_of::<B>(train_values, dims, indices, device);
+            let evaluate = |m: &Vgg16Transfer<B::InnerBackend>| {
+                let mut logits = Vec::with_capacity(test.len() * test.classes.len());
+                for chunk in test_indices.chunks(eval_batch) {
+                    let x = rows_of::<B::InnerBackend>(test_values, dims, chunk, device);
+                    logits.extend(m.forward_from(x, frozen).into_data().iter::<f32>());
+                }
+                logits
+            };
+            let fit = Fit {
+                device,
+                config,
+                train_labels: &train.labels,
+                test_labels: &test.labels,
+                classes: test.classes.len(),
+                batch: &batch,
+                evaluate: &evaluate,
+                show_progress,
+            };
+            let model = train::fit(model.starting_at(frozen), &fit, &mut history).valid();
+            let logits = evaluate(&model);
+            (model, logits)
+        }
+        None => {
+            let batch = |indices: &[usize]| images_of::<B>(train, indices, &input, device);
+            let evaluate =
+                |m: &Vgg16Transfer<B::InnerBackend>| predict(m, test, &input, eval_batch, device);
+            let fit = Fit {
+                device,
+                config,
+                train_labels: &train.labels,
+                test_labels: &test.labels,
+                classes: test.classes.len(),
+                batch: &batch,
+                evaluate: &evaluate,
+                show_progress,
+            };
+            let model = train::fit(model, &fit, &mut history).valid();
+            let logits = evaluate(&model);
+            (model, logits)
+        }
+    };
+    Ok((
+        Trained {
+            model: model.starting_at(0),
+            history,
+            test_logits,
+        },
+        report,
+    ))
+}
+
+/// Logits of `model` on every image of `set` (already at the model's side).
+pub fn predict<B: Backend>(
+    model: &Vgg16Transfer<B>,
+    set: &Dataset,
+    input: &InputConfig,
+    batch: usize,
+    device: &B::Device,
+) -> Vec<f32> {
+    let indices: Vec<usize> = (0..set.len()).collect();
+    let mut logits = Vec::with_capacity(set.len() * set.classes.len());
+    for chunk in indices.chunks(batch.max(1)) {
+        let out = model.forward(images_of(set, chunk, input, device));
+        logits.extend(out.into_data().iter::<f32>());
+    }
+    logits
+}
