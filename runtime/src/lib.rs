@@ -193,8 +193,10 @@ impl Classifier {
         &self.config
     }
 
-    /// Runs a prepared input tensor and returns `[batch, classes]` probabilities.
-    pub fn run_tensor(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+    /// Runs a prepared input tensor (laid out as [`Classifier::input_config`] says) and returns the
+    /// model's first output as it is, with its shape: for models that are not classifiers, such as
+    /// feature extractors.
+    pub fn run_raw(&mut self, input: &[f32], batch: usize) -> Result<(Vec<usize>, Vec<f32>)> {
         let shape = self.config.shape(batch);
         if input.len() != shape.iter().product::<usize>() {
             return Err(Error::Input(format!(
@@ -202,7 +204,12 @@ impl Classifier {
                 input.len()
             )));
         }
-        let (out_shape, mut values) = self.engine.run(input, &shape)?;
+        self.engine.run(input, &shape)
+    }
+
+    /// Runs a prepared input tensor and returns `[batch, classes]` probabilities.
+    pub fn run_tensor(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let (out_shape, mut values) = self.run_raw(input, batch)?;
         let classes = out_shape.last().copied().unwrap_or(0);
         if out_shape.first() != Some(&batch) || classes == 0 || values.len() != batch * classes {
             return Err(Error::Engine {
