@@ -19,7 +19,7 @@ pub mod preprocess;
 pub mod verify;
 
 pub use engine::ort_library;
-pub use engine::EngineChoice;
+pub use engine::{EngineChoice, Provider};
 pub use model_info::{ModelInfo, TensorInfo};
 pub use preprocess::{ChannelOrder, InputConfig, Layout};
 
@@ -88,12 +88,22 @@ pub struct ClassifierBuilder {
     engine: EngineChoice,
     threads: Option<usize>,
     input_config: Option<InputConfig>,
+    providers: Option<Vec<Provider>>,
 }
 
 impl ClassifierBuilder {
     /// Which engine runs the model (default: [`EngineChoice::Auto`], ONNX Runtime with tract as fallback).
     pub fn engine(mut self, engine: EngineChoice) -> Self {
         self.engine = engine;
+        self
+    }
+
+    /// ONNX Runtime's execution providers, in order of preference (default:
+    /// [`Provider::DEFAULT`], CUDA where it really runs, else the CPU). The first that registers
+    /// and loads the model runs it; [`Classifier::provider`] says which. Leave out
+    /// [`Provider::Cpu`] to make a GPU mandatory.
+    pub fn providers(mut self, providers: impl Into<Vec<Provider>>) -> Self {
+        self.providers = Some(providers.into());
         self
     }
 
@@ -134,7 +144,9 @@ impl ClassifierBuilder {
                 ),
             })?,
         };
-        let (engine, fallback) = engine::load(self.engine, bytes, name, self.threads)?;
+        let providers = self.providers.as_deref().unwrap_or(Provider::DEFAULT);
+        let (engine, notes) = engine::load(self.engine, bytes, name, self.threads, providers)?;
+        let fallback = (!notes.is_empty()).then(|| notes.join("\n"));
         Ok(Classifier {
             engine,
             info,
@@ -178,7 +190,8 @@ impl Classifier {
         self.engine.provider()
     }
 
-    /// Why the engine asked for is not the one running, if it is not.
+    /// Why the engine or execution provider asked for first is not the one running, if it is not
+    /// (one line per engine or provider passed over).
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback.as_deref()
     }

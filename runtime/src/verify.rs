@@ -2,7 +2,7 @@
 
 use crate::data::Dataset;
 use crate::preprocess::{argmax, softmax_rows};
-use crate::{Classifier, ClassifierBuilder, EngineChoice, Error, Result};
+use crate::{Classifier, ClassifierBuilder, EngineChoice, Error, Provider, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -140,10 +140,17 @@ pub struct ReferencePredictions {
     pub data: PathBuf,
     /// [`Dataset::fingerprint`] of that set.
     pub fingerprint: String,
+    /// The side its images were loaded at (the model may take them resized).
+    #[serde(default = "cifar_side")]
+    pub side: usize,
     pub samples: usize,
     pub classes: usize,
     /// `samples x classes` logits, row-major.
     pub logits: Vec<f32>,
+}
+
+fn cifar_side() -> usize {
+    32
 }
 
 impl ReferencePredictions {
@@ -261,12 +268,14 @@ impl VerifyReport {
     }
 }
 
-/// Runs `set` through each engine in `engines` and compares with the reference predictions.
+/// Runs `set` through each engine in `engines` (ONNX Runtime on the first usable of `providers`)
+/// and compares with the reference predictions.
 pub fn verify(
     model: &Path,
     set: &Dataset,
     reference: &ReferencePredictions,
     engines: &[EngineChoice],
+    providers: &[Provider],
     batch: usize,
 ) -> Result<VerifyReport> {
     if reference.fingerprint != set.fingerprint() || reference.samples != set.len() {
@@ -292,6 +301,7 @@ pub fn verify(
         };
         let run = ClassifierBuilder::default()
             .engine(choice)
+            .providers(providers)
             .build_from_file(model)
             .and_then(|mut c| Ok((evaluate(&mut c, set, batch)?, c.engine_name(), c.provider())));
         checks.push(match run {

@@ -142,3 +142,45 @@ fn classify_a_folder_of_odd_files_reports_each_and_writes_atomically() {
         .to_string_lossy()
         .starts_with(".tmp")));
 }
+
+/// `--provider` picks ONNX Runtime's execution providers in order and the CLI says which ran;
+/// asking for a GPU only, where none runs, fails with the reason.
+#[test]
+fn provider_flag_reports_the_provider_that_ran() {
+    if let Err(why) = runtime::ort_library::find() {
+        runtime::ort_library::fetch(None)
+            .unwrap_or_else(|e| panic!("ONNX Runtime missing ({why}) and fetch failed: {e}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("pixel.png");
+    image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 10]))
+        .save(&image)
+        .unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx");
+    let run = |providers: &str| {
+        runtime()
+            .args(["classify", "--engine", "ort", "--provider", providers])
+            .arg(&model)
+            .arg(&image)
+            .output()
+            .unwrap()
+    };
+    let out = run("cuda,cpu");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    if stderr.contains("provider cpu") {
+        assert!(
+            stderr.contains("execution provider cuda: not in this ONNX Runtime build"),
+            "{stderr}"
+        );
+        let out = run("cuda");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("no execution provider of cuda") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    } else {
+        assert!(stderr.contains("provider cuda"), "{stderr}");
+    }
+}

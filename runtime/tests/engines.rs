@@ -128,3 +128,60 @@ fn models_without_metadata_use_their_input_shape() {
     assert!(matches!(err, Error::BadModel { .. }), "{err}");
     assert!(err.to_string().contains("rank 2"), "{err}");
 }
+
+/// Providers are tried in order; the one that really runs the model is reported, and each one
+/// passed over is named with its reason. Without CPU in the list, no GPU is an error.
+#[test]
+fn execution_providers_fall_back_in_order_and_report_what_ran() {
+    use runtime::Provider;
+    ensure_ort();
+    let mut preferred = Classifier::builder()
+        .engine(EngineChoice::Ort)
+        .providers([Provider::TensorRt, Provider::Cuda, Provider::Cpu])
+        .build_from_file(tiny())
+        .unwrap();
+    let notes = preferred.fallback_reason().unwrap_or_default().to_string();
+    let gpu_only = Classifier::builder()
+        .engine(EngineChoice::Ort)
+        .providers([Provider::Cuda])
+        .build_from_file(tiny());
+    if preferred.provider() == "cpu" {
+        // A CPU build of ONNX Runtime (the one fetched through pip): both GPU providers were
+        // passed over, each with its reason, and a GPU-only list is refused.
+        assert!(
+            notes.contains("tensorrt: not in this ONNX Runtime build")
+                && notes.contains("cuda: not in this ONNX Runtime build"),
+            "{notes}"
+        );
+        let err = gpu_only.unwrap_err().to_string();
+        assert!(
+            err.contains("tiny_classifier.onnx") && err.contains("no execution provider of cuda"),
+            "{err}"
+        );
+    } else {
+        // A GPU build on a machine where a GPU provider ran.
+        assert!(["cuda", "tensorrt"].contains(&preferred.provider().as_str()));
+        assert!(gpu_only.is_ok());
+    }
+    // Whatever ran, it computes what the CPU computes.
+    let mut cpu = Classifier::builder()
+        .engine(EngineChoice::Ort)
+        .providers([Provider::Cpu])
+        .build_from_file(tiny())
+        .unwrap();
+    assert_eq!(cpu.provider(), "cpu");
+    assert_eq!(cpu.fallback_reason(), None);
+    let images = pixels(5, 9);
+    let (a, b) = (
+        preferred.classify_planar(&images).unwrap(),
+        cpu.classify_planar(&images).unwrap(),
+    );
+    for (pa, pb) in a.iter().zip(&b) {
+        assert_eq!(pa.class, pb.class);
+    }
+    assert!("cuda,tensorrt,cpu"
+        .split(',')
+        .map(str::parse::<Provider>)
+        .all(|p| p.is_ok()));
+    assert!("rocm".parse::<Provider>().unwrap_err().contains("rocm"));
+}

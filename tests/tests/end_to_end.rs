@@ -60,7 +60,13 @@ fn train_export_and_verify_with_ort_and_tract() {
     let curves = image::open(&artifacts.curves).unwrap();
     assert_eq!((curves.width(), curves.height()), (1000, 400));
 
-    let report = pipeline::verify(&artifacts.onnx, &splits.test, 64).unwrap();
+    let report = pipeline::verify(
+        &artifacts.onnx,
+        &splits.test,
+        runtime::Provider::DEFAULT,
+        64,
+    )
+    .unwrap();
     assert_eq!(report.engines.len(), 2);
     for engine in &report.engines {
         assert_eq!(engine.error, None);

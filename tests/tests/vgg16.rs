@@ -18,14 +18,14 @@ use trainer::transfer::{self, CacheOptions, CacheUse};
 
 fn public_vgg16() -> (std::path::PathBuf, Vgg16Base) {
     let path = pipeline::vgg16_source(None).expect("the public VGG16 could not be fetched");
-    let base = Vgg16Base::from_file(&path).unwrap();
+    let base = Vgg16Base::from_file(&path).expect("the public VGG16 is a VGG16");
     (path, base)
 }
 
 /// `bytes` with tensor `name` as the graph's first output.
 fn expose(bytes: &[u8], name: &str) -> Vec<u8> {
-    let mut model = pb::ModelProto::decode(bytes).unwrap();
-    let graph = model.graph.as_mut().unwrap();
+    let mut model = pb::ModelProto::decode(bytes).expect("an ONNX file");
+    let graph = model.graph.as_mut().expect("a graph");
     graph.output.insert(
         0,
         pb::ValueInfoProto {
@@ -136,8 +136,8 @@ fn tiny_sets(dir: &Path, train: usize, test: usize) -> pipeline::Splits {
             seed: 5,
         },
     )
-    .unwrap();
-    pipeline::load_data(&DataSource::Path(data), 32, (None, None)).unwrap()
+    .expect("writing the stand-in");
+    pipeline::load_data(&DataSource::Path(data), 32, (None, None)).expect("reading the stand-in")
 }
 
 /// A training step changes block 5 and the head, and leaves the frozen blocks bit-identical,
@@ -224,7 +224,13 @@ fn transfer_model_trains_exports_and_verifies() {
         "test accuracy {}",
         artifacts.final_accuracy
     );
-    let report = pipeline::verify(&artifacts.onnx, &splits.test, 64).unwrap();
+    let report = pipeline::verify(
+        &artifacts.onnx,
+        &splits.test,
+        runtime::Provider::DEFAULT,
+        64,
+    )
+    .unwrap();
     for engine in &report.engines {
         assert_eq!(engine.error, None, "{}", report.table());
         assert_eq!(engine.top1_agreement, Some(1.0), "{}", report.table());

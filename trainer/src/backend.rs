@@ -13,11 +13,14 @@ pub fn cpu_device() -> burn::backend::flex::FlexDevice {
 #[cfg(feature = "cuda")]
 pub type Cuda = burn::backend::Autodiff<burn::backend::Cuda>;
 
-/// Where to train.
+/// Where to train, as asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
+    /// CUDA when a device is usable, else the CPU (with a one-line notice).
     #[default]
+    Auto,
     Cpu,
+    /// CUDA or an error saying why not.
     Cuda,
 }
 
@@ -26,10 +29,121 @@ impl FromStr for DeviceChoice {
 
     fn from_str(s: &str) -> Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
             "cpu" => Ok(DeviceChoice::Cpu),
             "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
-            other => Err(format!("unknown device {other:?}: expected cpu or cuda")),
+            other => Err(format!(
+                "unknown device {other:?}: expected auto, cpu or cuda"
+            )),
         }
+    }
+}
+
+/// Where training runs, once the choice is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+/// Whether CUDA can train here: `Ok(device description)` or the reason it cannot. The answer is
+/// worked out once per process, by running a small kernel on device 0 in a thread of its own, so
+/// a missing driver, a missing NVRTC or a driver too old for the kernels is an answer, not a crash.
+pub fn probe_cuda() -> Result<String, String> {
+    static PROBE: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    PROBE.get_or_init(probe_cuda_once).clone()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn probe_cuda_once() -> Result<String, String> {
+    Err("this trainer was built without CUDA support (rebuild with `--features cuda`)".into())
+}
+
+#[cfg(feature = "cuda")]
+fn probe_cuda_once() -> Result<String, String> {
+    use burn::prelude::*;
+    // Burn reports CUDA failures by panicking, often on its own server thread (the caller then
+    // sees only a closed channel): the probe's panics are its answer, kept off the terminal.
+    let (outcome, panics) = capture_panics(true, || {
+        let (send, receive) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("cuda-probe".into())
+            .spawn(move || {
+                let outcome = std::panic::catch_unwind(|| {
+                    let device = burn::backend::cuda::CudaDevice::default();
+                    let x = Tensor::<burn::backend::Cuda, 1>::from_floats([1.0, 2.0, 3.0], &device);
+                    let sum: f32 = x.sum().into_scalar().elem();
+                    (device, sum)
+                });
+                let _ = send.send(outcome.map_err(|p| panic_message(p.as_ref())));
+            });
+        match spawned {
+            Err(e) => Err(format!("cannot start the CUDA probe: {e}")),
+            Ok(_) => match receive.recv_timeout(std::time::Duration::from_secs(180)) {
+                Ok(Ok((device, 6.0))) => Ok(format!("cuda:{}", device.index)),
+                Ok(Ok((_, sum))) => Err(format!("a test kernel computed {sum} instead of 6")),
+                Ok(Err(why)) => Err(why),
+                Err(_) => Err("CUDA did not answer within 180 s".into()),
+            },
+        }
+    });
+    outcome.map_err(|why| panics.into_iter().next().unwrap_or(why))
+}
+
+/// Runs `f`, collecting the messages of panics raised meanwhile on any thread (the first line of
+/// each, without cudarc's list of the file names it tried); `silent` keeps them off stderr.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn capture_panics<R>(silent: bool, f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    use std::sync::{Arc, Mutex};
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let previous: Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> =
+        Arc::from(std::panic::take_hook());
+    let (sink, chained) = (Arc::clone(&messages), Arc::clone(&previous));
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info.payload_as_str().unwrap_or("a panic without a message");
+        let first = text.lines().next().unwrap_or_default();
+        let first = first.split(" - searched for").next().unwrap_or(first);
+        sink.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(first.to_string());
+        if !silent {
+            chained(info);
+        }
+    }));
+    let result = f();
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| previous(info)));
+    let messages = std::mem::take(&mut *messages.lock().unwrap_or_else(|e| e.into_inner()));
+    (result, messages)
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".into()
+    }
+}
+
+/// Resolves `choice`: `Auto` becomes CUDA when [`probe_cuda`] says so, else the CPU with a
+/// notice on stderr; `Cuda` is an error when CUDA cannot run.
+pub fn resolve(choice: DeviceChoice) -> anyhow::Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda => probe_cuda()
+            .map(|_| Device::Cuda)
+            .map_err(|why| anyhow::anyhow!("CUDA is not usable: {why}")),
+        DeviceChoice::Auto => match probe_cuda() {
+            Ok(_) => Ok(Device::Cuda),
+            Err(why) => {
+                static NOTICE: std::sync::Once = std::sync::Once::new();
+                NOTICE.call_once(|| eprintln!("device: CPU (CUDA is not usable: {why})"));
+                Ok(Device::Cpu)
+            }
+        },
     }
 }
 
@@ -38,23 +152,51 @@ pub trait OnBackend {
     type Output;
     /// Runs on backend `B`'s `device`; `name` describes it for reports (`burn (cuda)`).
     fn run<B: burn::tensor::backend::AutodiffBackend>(
-        self,
+        &self,
         device: &B::Device,
         name: &str,
     ) -> anyhow::Result<Self::Output>;
 }
 
-/// Runs `work` on the backend of `choice`.
+/// Runs `work` on the backend of `choice`. A CUDA failure during the work (out of memory, say)
+/// becomes an error, or, under `Auto`, a notice and a rerun on the CPU.
 pub fn dispatch<W: OnBackend>(choice: DeviceChoice, work: W) -> anyhow::Result<W::Output> {
-    match choice {
-        DeviceChoice::Cpu => work.run::<Cpu>(&cpu_device(), "burn (flex, cpu)"),
-        #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda => {
-            work.run::<Cuda>(&burn::backend::cuda::CudaDevice::default(), "burn (cuda)")
+    let on_cpu = |work: &W| work.run::<Cpu>(&cpu_device(), "burn (flex, cpu)");
+    match resolve(choice)? {
+        Device::Cpu => on_cpu(&work),
+        Device::Cuda => {
+            let outcome = run_cuda(&work);
+            match outcome {
+                Ok(result) => result,
+                Err(why) if choice == DeviceChoice::Auto => {
+                    eprintln!("CUDA failed ({why}); training on the CPU instead");
+                    on_cpu(&work)
+                }
+                Err(why) => anyhow::bail!(
+                    "CUDA failed: {why} (if it ran out of memory, try a smaller --batch-size)"
+                ),
+            }
         }
-        #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda => anyhow::bail!(
-            "this trainer was built without CUDA support: rebuild with `--features cuda`"
-        ),
     }
+}
+
+/// The work on CUDA; `Err` holds the message of a panic inside Burn or CubeCL.
+#[cfg(feature = "cuda")]
+fn run_cuda<W: OnBackend>(work: &W) -> Result<anyhow::Result<W::Output>, String> {
+    let (outcome, panics) = capture_panics(false, || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            work.run::<Cuda>(&burn::backend::cuda::CudaDevice::default(), "burn (cuda)")
+        }))
+    });
+    outcome.map_err(|p| {
+        panics
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic_message(p.as_ref()))
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_cuda<W: OnBackend>(_: &W) -> Result<anyhow::Result<W::Output>, String> {
+    Err("this trainer was built without CUDA support".into())
 }

@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use burn::tensor::backend::AutodiffBackend;
 use runtime::data::{CifarSplit, Dataset};
 use runtime::verify::{ReferencePredictions, VerifyReport};
-use runtime::EngineChoice;
+use runtime::{EngineChoice, Provider};
 use std::path::{Path, PathBuf};
 
 /// Where the data comes from.
@@ -132,11 +132,11 @@ pub fn train_and_export(run: &TrainRun, splits: &Splits) -> anyhow::Result<Artif
     impl OnBackend for Work<'_> {
         type Output = Artifacts;
         fn run<B: AutodiffBackend>(
-            self,
+            &self,
             device: &B::Device,
             name: &str,
         ) -> anyhow::Result<Artifacts> {
-            let Work(run, splits, model) = self;
+            let Work(run, splits, model) = *self;
             let trained = train::train_cnn::<B>(
                 device,
                 name,
@@ -192,11 +192,11 @@ pub fn train_vgg16_and_export(
     impl OnBackend for Work<'_> {
         type Output = (Artifacts, CacheReport);
         fn run<B: AutodiffBackend>(
-            self,
+            &self,
             device: &B::Device,
             name: &str,
         ) -> anyhow::Result<(Artifacts, CacheReport)> {
-            let Work(run, splits, base, config) = self;
+            let Work(run, splits, base, config) = *self;
             let cache = CacheOptions {
                 dir: run.cache.then(|| run.models_dir.join("cache")),
                 name: run.name.clone(),
@@ -269,6 +269,7 @@ fn save<M>(
         producer: producer.to_string(),
         data: splits.source.clone(),
         fingerprint: splits.test.fingerprint(),
+        side: splits.test.side,
         samples: splits.test.len(),
         classes: splits.test.classes.len(),
         logits: trained.test_logits,
@@ -305,15 +306,21 @@ pub fn ensure_onnxruntime() -> Option<String> {
     runtime::ort_library::fetch(None).err()
 }
 
-/// Runs the test split through ort and tract, compares with Burn's predictions and writes
-/// `<model>.verify.json`.
-pub fn verify(onnx: &Path, test: &Dataset, batch: usize) -> anyhow::Result<VerifyReport> {
+/// Runs the test split through ort (on the first usable of `providers`) and tract, compares with
+/// Burn's predictions and writes `<model>.verify.json`.
+pub fn verify(
+    onnx: &Path,
+    test: &Dataset,
+    providers: &[Provider],
+    batch: usize,
+) -> anyhow::Result<VerifyReport> {
     let reference = ReferencePredictions::load(&ReferencePredictions::path_for(onnx))?;
     let report = runtime::verify::verify(
         onnx,
         test,
         &reference,
         &[EngineChoice::Ort, EngineChoice::Tract],
+        providers,
         batch,
     )?;
     let path = VerifyReport::path_for(onnx);

@@ -81,18 +81,17 @@ fn run_tract(
     output: Option<&str>,
 ) -> tract_onnx::prelude::Tensor {
     use tract_onnx::prelude::*;
-    let mut model = tract_onnx::onnx()
-        .model_for_read(&mut std::io::Cursor::new(bytes))
-        .unwrap();
-    model
-        .set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), input.shape()))
-        .unwrap();
-    if let Some(name) = output {
-        model.select_outputs_by_name([name]).unwrap();
-    }
-    let plan = model.into_optimized().unwrap().into_runnable().unwrap();
-    let mut out = plan.run(tvec!(input.into())).unwrap();
-    out.remove(0).into_tensor()
+    let run = || -> TractResult<Tensor> {
+        let mut model = tract_onnx::onnx().model_for_read(&mut std::io::Cursor::new(bytes))?;
+        model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), input.shape()))?;
+        if let Some(name) = output {
+            model.select_outputs_by_name([name])?;
+        }
+        let plan = model.into_optimized()?.into_runnable()?;
+        let mut out = plan.run(tvec!(input.clone().into()))?;
+        Ok(out.remove(0).into_tensor())
+    };
+    run().expect("tract runs the graph")
 }
 
 fn pseudo_random(len: usize, seed: u32) -> Vec<f32> {

@@ -13,7 +13,7 @@ use runtime::data::CifarSplit;
 use runtime::output::{header, row, Format, RowContext};
 use runtime::verify::{ReferencePredictions, VerifyReport};
 use runtime::{ChannelOrder, InputConfig, Layout};
-use runtime::{Classifier, EngineChoice};
+use runtime::{Classifier, EngineChoice, Provider};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -41,6 +41,8 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value = "auto")]
         engine: EngineChoice,
+        #[command(flatten)]
+        providers: ProviderArgs,
         /// Evaluate on the training split instead of the test split.
         #[arg(long)]
         train_split: bool,
@@ -55,6 +57,8 @@ enum Command {
         /// The data set the trainer's predictions were made on (default: the one they name).
         #[arg(long)]
         data: Option<PathBuf>,
+        #[command(flatten)]
+        providers: ProviderArgs,
         #[arg(long, default_value_t = 256)]
         batch: usize,
     },
@@ -81,6 +85,8 @@ struct ClassifyArgs {
     /// auto (ONNX Runtime, else tract), ort or tract.
     #[arg(long, default_value = "auto")]
     engine: EngineChoice,
+    #[command(flatten)]
+    providers: ProviderArgs,
     /// Classes to show per image.
     #[arg(long, default_value_t = 1)]
     top_k: usize,
@@ -98,6 +104,16 @@ struct ClassifyArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     input: InputArgs,
+}
+
+/// ONNX Runtime's execution providers.
+#[derive(Args, Debug, Clone)]
+struct ProviderArgs {
+    /// ONNX Runtime execution providers in order of preference: cuda, tensorrt, cpu
+    /// (comma-separated). The first that really runs the model is used and reported; leave out
+    /// cpu to make a GPU mandatory. Default: cuda,cpu.
+    #[arg(long = "provider", value_delimiter = ',', default_value = "cuda,cpu")]
+    list: Vec<Provider>,
 }
 
 /// Preprocessing for models that carry none in their metadata (or to override it).
@@ -178,12 +194,15 @@ impl InputArgs {
     }
 }
 
-fn load(model: &Path, engine: EngineChoice) -> anyhow::Result<Classifier> {
-    load_with(model, engine, &InputArgs::default())
-}
-
-fn load_with(model: &Path, engine: EngineChoice, input: &InputArgs) -> anyhow::Result<Classifier> {
-    let mut builder = Classifier::builder().engine(engine);
+fn load(
+    model: &Path,
+    engine: EngineChoice,
+    providers: &ProviderArgs,
+    input: &InputArgs,
+) -> anyhow::Result<Classifier> {
+    let mut builder = Classifier::builder()
+        .engine(engine)
+        .providers(providers.list.clone());
     let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
     if input.is_set() {
         let info = runtime::ModelInfo::from_bytes(&bytes, model)?;
@@ -230,7 +249,7 @@ fn classify(args: &ClassifyArgs) -> anyhow::Result<bool> {
         options.decode_threads = n.max(1);
     }
     let (format, output, top_k) = (args.format, args.output.as_deref(), args.top_k);
-    let mut classifier = load_with(&args.model, args.engine, &args.input)?;
+    let mut classifier = load(&args.model, args.engine, &args.providers, &args.input)?;
     let list = collect_files(&args.paths);
     let ctx = RowContext {
         classes: classifier.info().classes.clone().unwrap_or_default(),
@@ -304,10 +323,11 @@ fn main() -> anyhow::Result<()> {
             model,
             data,
             engine,
+            providers,
             train_split,
             batch,
         } => {
-            let mut classifier = load(&model, engine)?;
+            let mut classifier = load(&model, engine, &providers, &InputArgs::default())?;
             let split = if train_split {
                 CifarSplit::Train
             } else {
@@ -321,22 +341,22 @@ fn main() -> anyhow::Result<()> {
             let eval = runtime::verify::evaluate(&mut classifier, &set, batch)?;
             print!("{}", eval.report());
         }
-        Command::Verify { model, data, batch } => {
+        Command::Verify {
+            model,
+            data,
+            providers,
+            batch,
+        } => {
             let reference_path = ReferencePredictions::path_for(&model);
             let reference = ReferencePredictions::load(&reference_path)?;
             let data = data.unwrap_or_else(|| reference.data.clone());
-            let side = runtime::ModelInfo::from_bytes(
-                &std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?,
-                &model,
-            )?
-            .input_config
-            .map_or(32, |c| c.height);
-            let (set, _) = runtime::data::load(&data, CifarSplit::Test, side)?;
+            let (set, _) = runtime::data::load(&data, CifarSplit::Test, reference.side)?;
             let report = runtime::verify::verify(
                 &model,
                 &set,
                 &reference,
                 &[EngineChoice::Ort, EngineChoice::Tract],
+                &providers.list,
                 batch,
             )?;
             let path = VerifyReport::path_for(&model);

@@ -35,6 +35,48 @@ impl std::str::FromStr for EngineChoice {
     }
 }
 
+/// An ONNX Runtime execution provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    /// NVIDIA CUDA (needs a GPU build of ONNX Runtime, CUDA and cuDNN).
+    Cuda,
+    /// NVIDIA TensorRT (as CUDA, plus TensorRT; building its engines takes a while per model).
+    TensorRt,
+    /// ONNX Runtime's own CPU kernels, in every build.
+    Cpu,
+}
+
+impl Provider {
+    /// The default preference: CUDA where it really runs, else the CPU. TensorRT is used only
+    /// when asked for, as it compiles an engine for each model when the model is loaded.
+    pub const DEFAULT: &'static [Provider] = &[Provider::Cuda, Provider::Cpu];
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Provider::Cuda => "cuda",
+            Provider::TensorRt => "tensorrt",
+            Provider::Cpu => "cpu",
+        })
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cuda" | "gpu" => Ok(Provider::Cuda),
+            "tensorrt" | "trt" => Ok(Provider::TensorRt),
+            "cpu" => Ok(Provider::Cpu),
+            other => Err(format!(
+                "unknown execution provider {other:?}: expected cuda, tensorrt or cpu"
+            )),
+        }
+    }
+}
+
 /// One way of running a model.
 pub(crate) trait Engine: Send {
     fn name(&self) -> &'static str;
@@ -44,24 +86,26 @@ pub(crate) trait Engine: Send {
     fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)>;
 }
 
-/// Loads the engine asked for. With `Auto`, returns why ONNX Runtime was not used when it was not.
+/// Loads the engine asked for, with ONNX Runtime on the first usable provider of `providers`.
+/// Also returns notes for the user: why ONNX Runtime (under `Auto`) or a provider was passed over.
 pub(crate) fn load(
     choice: EngineChoice,
     bytes: &[u8],
     path: &Path,
     threads: Option<usize>,
-) -> Result<(Box<dyn Engine>, Option<String>)> {
+    providers: &[Provider],
+) -> Result<(Box<dyn Engine>, Vec<String>)> {
     match choice {
-        EngineChoice::Tract => Ok((Box::new(tract::TractEngine::load(bytes, path)?), None)),
-        EngineChoice::Ort => Ok((load_ort(bytes, path, threads)?, None)),
-        EngineChoice::Auto => match load_ort(bytes, path, threads) {
-            Ok(engine) => Ok((engine, None)),
+        EngineChoice::Tract => Ok((Box::new(tract::TractEngine::load(bytes, path)?), Vec::new())),
+        EngineChoice::Ort => load_ort(bytes, path, threads, providers),
+        EngineChoice::Auto => match load_ort(bytes, path, threads, providers) {
+            Ok(loaded) => Ok(loaded),
             // A model ONNX Runtime refuses is refused by tract too, with its own message.
             Err(Error::OrtUnavailable(reason)) => Ok((
                 Box::new(tract::TractEngine::load(bytes, path)?),
-                Some(format!(
+                vec![format!(
                     "ONNX Runtime is not available ({reason}); using tract"
-                )),
+                )],
             )),
             Err(e) => Err(e),
         },
@@ -69,14 +113,27 @@ pub(crate) fn load(
 }
 
 #[cfg(feature = "ort")]
-fn load_ort(bytes: &[u8], path: &Path, threads: Option<usize>) -> Result<Box<dyn Engine>> {
-    Ok(Box::new(onnxruntime::OrtEngine::load(
-        bytes, path, threads,
-    )?))
+fn load_ort(
+    bytes: &[u8],
+    path: &Path,
+    threads: Option<usize>,
+    providers: &[Provider],
+) -> Result<(Box<dyn Engine>, Vec<String>)> {
+    let (engine, notes) = onnxruntime::OrtEngine::load(bytes, path, threads, providers)?;
+    let notes = notes
+        .into_iter()
+        .map(|n| format!("execution provider {n}"))
+        .collect();
+    Ok((Box::new(engine), notes))
 }
 
 #[cfg(not(feature = "ort"))]
-fn load_ort(_: &[u8], _: &Path, _: Option<usize>) -> Result<Box<dyn Engine>> {
+fn load_ort(
+    _: &[u8],
+    _: &Path,
+    _: Option<usize>,
+    _: &[Provider],
+) -> Result<(Box<dyn Engine>, Vec<String>)> {
     Err(Error::OrtUnavailable(
         "this build has no ONNX Runtime support (the `ort` feature is off)".into(),
     ))

@@ -1,8 +1,10 @@
 //! ONNX Runtime through `ort`, with the shared library loaded at run time.
 
-use super::{ort_library, Engine};
+use super::{ort_library, Engine, Provider};
 use crate::{Error, Result};
 use ort::environment::Environment;
+use ort::ep::{self, ExecutionProvider};
+use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::Path;
@@ -32,23 +34,80 @@ fn environment() -> Result<&'static (Environment, String)> {
 pub(crate) struct OrtEngine {
     session: Session,
     input: String,
+    provider: Provider,
+}
+
+/// Builds a session on the first of `providers` that really registers and loads the model.
+/// ort falls back to the CPU silently when a provider cannot be registered, so each GPU
+/// provider is registered on its own builder, with failures as errors, and committed; only a
+/// session that was built with it counts as running on it. Returns the session, its provider
+/// and why each provider before it was passed over.
+fn build_session(
+    env: &Environment,
+    bytes: &[u8],
+    threads: Option<usize>,
+    providers: &[Provider],
+) -> std::result::Result<(Session, Provider, Vec<String>), String> {
+    let builder = || -> ort::Result<SessionBuilder> {
+        let mut b = Session::builder(env)?;
+        if let Some(n) = threads {
+            b = b.with_intra_threads(n)?;
+        }
+        Ok(b)
+    };
+    let mut passed_over = Vec::new();
+    for &provider in providers {
+        let attempt = (|| -> std::result::Result<Session, String> {
+            let mut b = builder().map_err(|e| e.to_string())?;
+            let (available, dispatch) = match provider {
+                Provider::Cpu => return b.commit_from_memory(bytes).map_err(|e| e.to_string()),
+                Provider::Cuda => (ep::CUDA::is_available(), ep::CUDA::default().build()),
+                Provider::TensorRt => (
+                    ep::TensorRT::is_available(),
+                    ep::TensorRT::default().build(),
+                ),
+            };
+            if !available.map_err(|e| e.to_string())? {
+                return Err("not in this ONNX Runtime build (a GPU build, e.g. PyPI's onnxruntime-gpu, has it)".into());
+            }
+            dispatch
+                .error_on_failure()
+                .register(&mut b)
+                .map_err(|e| format!("could not be registered: {e}"))?;
+            b.commit_from_memory(bytes)
+                .map_err(|e| format!("could not load the model: {e}"))
+        })();
+        match attempt {
+            Ok(session) => return Ok((session, provider, passed_over)),
+            Err(why) => passed_over.push(format!("{provider}: {why}")),
+        }
+    }
+    Err(passed_over.join("; "))
 }
 
 impl OrtEngine {
-    pub(crate) fn load(bytes: &[u8], path: &Path, threads: Option<usize>) -> Result<Self> {
+    /// Loads `bytes` on the first usable provider of `providers`; also returns why earlier ones
+    /// were passed over.
+    pub(crate) fn load(
+        bytes: &[u8],
+        path: &Path,
+        threads: Option<usize>,
+        providers: &[Provider],
+    ) -> Result<(Self, Vec<String>)> {
         let (env, _) = environment()?;
-        let fail = |e: ort::Error| Error::Engine {
-            engine: "ort",
-            reason: format!("{}: {e}", path.display()),
-        };
-        let session = (|| -> ort::Result<Session> {
-            let mut builder = Session::builder(env)?;
-            if let Some(n) = threads {
-                builder = builder.with_intra_threads(n)?;
-            }
-            builder.commit_from_memory(bytes)
-        })()
-        .map_err(fail)?;
+        let (session, provider, passed_over) = build_session(env, bytes, threads, providers)
+            .map_err(|why| Error::Engine {
+                engine: "ort",
+                reason: format!(
+                    "{}: no execution provider of {} could run it: {why}",
+                    path.display(),
+                    providers
+                        .iter()
+                        .map(Provider::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            })?;
         let input = session
             .inputs()
             .first()
@@ -57,7 +116,14 @@ impl OrtEngine {
                 path: path.to_path_buf(),
                 reason: "the model has no input".into(),
             })?;
-        Ok(OrtEngine { session, input })
+        Ok((
+            OrtEngine {
+                session,
+                input,
+                provider,
+            },
+            passed_over,
+        ))
     }
 }
 
@@ -67,7 +133,7 @@ impl Engine for OrtEngine {
     }
 
     fn provider(&self) -> String {
-        "cpu".into()
+        self.provider.to_string()
     }
 
     fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {

@@ -59,6 +59,10 @@ enum Command {
         /// Batch size for the engines' verification runs.
         #[arg(long, default_value_t = 256)]
         verify_batch: usize,
+        /// ONNX Runtime execution providers for verification, in order of preference (cuda,
+        /// tensorrt, cpu); the one that ran is reported.
+        #[arg(long = "provider", value_delimiter = ',', default_value = "cuda,cpu")]
+        providers: Vec<runtime::Provider>,
     },
 }
 
@@ -100,8 +104,9 @@ struct CommonArgs {
     /// Where the models and their side files go.
     #[arg(long, default_value = "models")]
     models: PathBuf,
-    /// Where to train: cpu or cuda (cuda needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
+    /// Where to train: auto (CUDA when usable, else the CPU), cuda or cpu. CUDA needs a build
+    /// with `--features cuda` and an NVIDIA driver.
+    #[arg(long, default_value = "auto")]
     device: DeviceChoice,
     /// Seed of initialisation, shuffling and dropout.
     #[arg(long, default_value_t = TrainConfig::default().seed)]
@@ -353,6 +358,7 @@ fn main() -> anyhow::Result<()> {
             vgg,
             models_to_train,
             verify_batch,
+            providers,
         } => {
             for m in &models_to_train {
                 anyhow::ensure!(
@@ -376,7 +382,12 @@ fn main() -> anyhow::Result<()> {
             let mut reports = Vec::new();
             for file in &onnx {
                 eprintln!("verifying {} with ort and tract", file.display());
-                reports.push(pipeline::verify(file, &splits.test, verify_batch)?);
+                reports.push(pipeline::verify(
+                    file,
+                    &splits.test,
+                    &providers,
+                    verify_batch,
+                )?);
             }
             println!("\n{}", pipeline::summary_table(&reports));
             for file in &onnx {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The GPU check: CUDA training of both models, verification of their exports with ort and tract,
+# the CNN on the CPU with the same seed, and the same CNN in PyTorch on the same card as the peer.
+# Run from the repository root on a machine with an NVIDIA GPU:
+#
+#   bash tests/gpu/run.sh [BIN_DIR]
+#
+# BIN_DIR (default .device) holds what is built elsewhere, xz-compressed:
+#   trainer.xz                   CUDARC_CUDA_VERSION=13000 cargo build -p trainer --features cuda
+#                                --bin trainer (CUDA 13.0 bindings for driver 580), stripped
+#   libonnxruntime.so.1.31.1.xz  what `runtime fetch-ort` unpacks (CPU build of ONNX Runtime)
+#   vgg16_bf16.onnx.xz           the public VGG16 with its weights rounded to bf16 (to fit what
+#                                can be carried; the rounded file is still a float32 ONNX file)
+# Logs and the table go to $OUT (default /tmp/gpu-check).
+set -uo pipefail
+BIN=${1:-.device}
+OUT=${OUT:-/tmp/gpu-check}
+WORK=${WORK:-/tmp/gpu-work}
+mkdir -p "$OUT" "$WORK"
+unpack() {
+    python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$1" "$2"
+}
+unpack "$BIN/trainer.xz" "$WORK/trainer" && chmod +x "$WORK/trainer"
+unpack "$BIN/libonnxruntime.so.1.31.1.xz" "$WORK/libonnxruntime.so.1.31.1"
+unpack "$BIN/vgg16_bf16.onnx.xz" "$WORK/vgg16_bf16.onnx"
+export ORT_DYLIB_PATH="$WORK/libonnxruntime.so.1.31.1"
+# Burn's CUDA backend loads libcuda (the driver) and NVRTC (CUDA's run-time compiler) at run time.
+NVRTC=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt -name 'libnvrtc.so*' 2>/dev/null | head -1)
+export LD_LIBRARY_PATH="/usr/local/nvidia/lib64:${NVRTC:+$(dirname "$NVRTC"):}${LD_LIBRARY_PATH:-}"
+{
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+    echo "cpus: $(nproc)"
+    echo "nvrtc: ${NVRTC:-not found}"
+} | tee "$OUT/machine.txt"
+T="$WORK/trainer"
+"$T" data --out "$WORK/data" --standin-train 50000 --standin-test "${TEST_IMAGES:-5000}"
+DATA="$WORK/data/cifar-10-batches-bin"
+
+step() {
+    local name=$1
+    shift
+    echo "== $name: $*"
+    local start=$SECONDS
+    "$@" 2>&1 | tee "$OUT/$name.log"
+    echo "$name: exit ${PIPESTATUS[0]}, $((SECONDS - start)) s" | tee -a "$OUT/steps.txt"
+}
+
+step cuda timeout 260 "$T" pipeline --data "$DATA" --models "$WORK/models" --device cuda \
+    --epochs 1 --vgg-epochs 1 --vgg16 "$WORK/vgg16_bf16.onnx" \
+    --name cnn-cuda --vgg-name vgg16-cuda --quiet
+step torch timeout 90 python3 tests/gpu/torch_cnn.py "$DATA" --epochs 1
+step cpu timeout 170 "$T" pipeline --data "$DATA" --models "$WORK/models" --device cpu \
+    --epochs 1 --models-to-train cnn --name cnn-cpu --quiet
+python3 tests/gpu/table.py "$WORK/models" "$OUT/torch.log" | tee "$OUT/table.md"
