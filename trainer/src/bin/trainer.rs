@@ -291,13 +291,8 @@ fn train_cnn(args: &TrainArgs, splits: &pipeline::Splits) -> anyhow::Result<pipe
     Ok(artifacts)
 }
 
-fn train_vgg16(
-    args: &Vgg16Args,
-    common: &CommonArgs,
-    splits: &pipeline::Splits,
-) -> anyhow::Result<pipeline::Artifacts> {
-    let run = args.run(common)?;
-    let (base, config) = pipeline::vgg16_model(&run, splits.train.classes.len())?;
+fn train_vgg16(run: &Vgg16Run, splits: &pipeline::Splits) -> anyhow::Result<pipeline::Artifacts> {
+    let (base, config) = pipeline::vgg16_model(run, splits.train.classes.len())?;
     eprintln!(
         "VGG16 base: {} ({:?} layout, {} convolutions); input {3}x{3}, preprocessing {4}",
         run.source.display(),
@@ -317,7 +312,7 @@ fn train_vgg16(
     let (rows, frozen) = summary_model.summary(&config);
     drop(summary_model);
     eprintln!("{}", format_summary(&run.name, &rows, frozen));
-    let (artifacts, cache) = pipeline::train_vgg16_and_export(&run, splits)?;
+    let (artifacts, cache) = pipeline::train_vgg16_and_export(run, splits)?;
     eprintln!(
         "frozen features: train {:?}, test {:?} ({:.1} s before the first epoch)",
         cache.train, cache.test, cache.seconds
@@ -351,7 +346,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::TrainVgg16 { common, vgg } => {
             let splits = common.load()?;
-            train_vgg16(&vgg, &common, &splits)?;
+            let run = vgg.run(&common)?;
+            train_vgg16(&run, &splits)?;
         }
         Command::Pipeline {
             train: args,
@@ -367,12 +363,18 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             let splits = args.common.load()?;
+            // The VGG16 file is found (or fetched) before anything trains.
+            let vgg_run = if models_to_train.iter().any(|m| m == "vgg16") {
+                Some(vgg.run(&args.common)?)
+            } else {
+                None
+            };
             let mut onnx = Vec::new();
             if models_to_train.iter().any(|m| m == "cnn") {
                 onnx.push(train_cnn(&args, &splits)?.onnx);
             }
-            if models_to_train.iter().any(|m| m == "vgg16") {
-                onnx.push(train_vgg16(&vgg, &args.common, &splits)?.onnx);
+            if let Some(run) = &vgg_run {
+                onnx.push(train_vgg16(run, &splits)?.onnx);
             }
             if let Some(why) = pipeline::ensure_onnxruntime() {
                 eprintln!(
