@@ -233,6 +233,29 @@ impl VerifyReport {
         })
     }
 
+    /// The rows of [`VerifyReport::table`] (the reference, then each engine) without their
+    /// leading `| `: `engine | provider | accuracy | agreement | max diff | seconds |`.
+    pub fn rows(&self) -> Vec<String> {
+        let reference = format!(
+            "{} | - | {:.2} % | (reference) | - | - |",
+            self.reference,
+            100.0 * self.reference_accuracy
+        );
+        let engines = self.engines.iter().map(|e| match &e.error {
+            Some(err) => format!("{} | - | not run: {err} | | | |", e.engine),
+            None => format!(
+                "{} | {} | {:.2} % | {:.2} % | {:.2e} | {:.2} |",
+                e.engine,
+                e.provider.as_deref().unwrap_or("-"),
+                100.0 * e.accuracy.unwrap_or(0.0),
+                100.0 * e.top1_agreement.unwrap_or(0.0),
+                e.max_abs_prob_diff.unwrap_or(f64::NAN),
+                e.seconds.unwrap_or(0.0)
+            ),
+        });
+        std::iter::once(reference).chain(engines).collect()
+    }
+
     /// A table with one row per engine.
     pub fn table(&self) -> String {
         let mut s = format!(
@@ -243,26 +266,8 @@ impl VerifyReport {
         );
         s += "| engine | provider | accuracy | top-1 agreement | max abs diff prob | seconds |\n";
         s += "|---|---|---|---|---|---|\n";
-        s += &format!(
-            "| {} | - | {:.2} % | (reference) | - | - |\n",
-            self.reference,
-            100.0 * self.reference_accuracy
-        );
-        for e in &self.engines {
-            match &e.error {
-                Some(err) => s += &format!("| {} | - | not run: {err} | | | |\n", e.engine),
-                None => {
-                    s += &format!(
-                        "| {} | {} | {:.2} % | {:.2} % | {:.2e} | {:.2} |\n",
-                        e.engine,
-                        e.provider.as_deref().unwrap_or("-"),
-                        100.0 * e.accuracy.unwrap_or(0.0),
-                        100.0 * e.top1_agreement.unwrap_or(0.0),
-                        e.max_abs_prob_diff.unwrap_or(f64::NAN),
-                        e.seconds.unwrap_or(0.0)
-                    )
-                }
-            }
+        for row in self.rows() {
+            s += &format!("| {row}\n");
         }
         s
     }

@@ -339,28 +339,8 @@ pub fn summary_table(reports: &[VerifyReport]) -> String {
             || r.model.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        s += &format!(
-            "| {model} | {} | - | {:.2} % | (reference) | - | - |\n",
-            r.reference,
-            100.0 * r.reference_accuracy
-        );
-        for e in &r.engines {
-            match &e.error {
-                Some(err) => {
-                    s += &format!("| {model} | {} | - | not run: {err} | | | |\n", e.engine)
-                }
-                None => {
-                    s += &format!(
-                        "| {model} | {} | {} | {:.2} % | {:.2} % | {:.2e} | {:.2} |\n",
-                        e.engine,
-                        e.provider.as_deref().unwrap_or("-"),
-                        100.0 * e.accuracy.unwrap_or(0.0),
-                        100.0 * e.top1_agreement.unwrap_or(0.0),
-                        e.max_abs_prob_diff.unwrap_or(f64::NAN),
-                        e.seconds.unwrap_or(0.0)
-                    )
-                }
-            }
+        for row in r.rows() {
+            s += &format!("| {model} | {row}\n");
         }
     }
     if let Some(first) = reports.first() {

@@ -142,6 +142,20 @@ pub fn images_tensor<B: Backend>(
     )
 }
 
+/// The images of `set` at `indices` as one preprocessed input tensor.
+pub fn images_of<B: Backend>(
+    set: &Dataset,
+    indices: &[usize],
+    input: &InputConfig,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let mut pixels = Vec::with_capacity(indices.len() * set.image_len());
+    for &i in indices {
+        pixels.extend_from_slice(set.image(i));
+    }
+    images_tensor::<B>(&pixels, input, device)
+}
+
 /// Logits of `model` on every image of `set`, in batches.
 pub fn predict<B: Backend>(
     model: &Cnn<B>,
@@ -350,13 +364,8 @@ pub fn train_cnn<B: AutodiffBackend>(
         setup_seconds: 0.0,
         epochs: Vec::new(),
     };
-    let batch = |indices: &[usize]| {
-        let mut pixels = Vec::with_capacity(indices.len() * train.image_len());
-        for &i in indices {
-            pixels.extend_from_slice(train.image(i));
-        }
-        images_tensor::<B>(&pixels, &InputConfig::unit_rgb(train.side), device)
-    };
+    let input = InputConfig::unit_rgb(train.side);
+    let batch = |indices: &[usize]| images_of::<B>(train, indices, &input, device);
     let evaluate = |m: &Cnn<B::InnerBackend>| predict(m, test, config.eval_batch_size, device);
     let model = fit(
         model,

@@ -130,7 +130,7 @@ fn frozen_features<B: Backend>(
         cache_key(base, frozen, set, input)
     ));
     let per_sample = {
-        let probe = images_of(set, &[0], input, device);
+        let probe = train::images_of(set, &[0], input, device);
         model.features_until(probe, frozen).shape().num_elements()
     };
     if let Some(values) = read_cache(&path, set.len(), per_sample) {
@@ -152,7 +152,7 @@ fn frozen_features<B: Backend>(
     let mut values = Vec::with_capacity(set.len() * per_sample);
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks(batch.max(1)) {
-        let out = model.features_until(images_of(set, chunk, input, device), frozen);
+        let out = model.features_until(train::images_of(set, chunk, input, device), frozen);
         values.extend(out.into_data().iter::<f32>());
         bar.inc(chunk.len() as u64);
     }
@@ -168,20 +168,6 @@ fn frozen_features<B: Backend>(
     }
     write_cache(&path, &values, set.len())?;
     Ok((values, CacheUse::Written))
-}
-
-/// The preprocessed images of `set` at `indices`.
-fn images_of<B: Backend>(
-    set: &Dataset,
-    indices: &[usize],
-    input: &InputConfig,
-    device: &B::Device,
-) -> Tensor<B, 4> {
-    let mut pixels = Vec::with_capacity(indices.len() * set.image_len());
-    for &i in indices {
-        pixels.extend_from_slice(set.image(i));
-    }
-    train::images_tensor::<B>(&pixels, input, device)
 }
 
 /// Rows `indices` of `values` (`per_sample` each) as a `[n, c, s, s]` tensor.
@@ -288,50 +274,46 @@ pub fn train_vgg16<B: AutodiffBackend>(
     let dims = [c, s, s];
     let eval_batch = config.eval_batch_size;
     let test_indices: Vec<usize> = (0..test.len()).collect();
-    let (model, test_logits) = match &features {
-        Some(((train_values, _), (test_values, _))) => {
-            let batch = |indices: &[usize]| rows_of::<B>(train_values, dims, indices, device);
-            let evaluate = |m: &Vgg16Transfer<B::InnerBackend>| {
-                let mut logits = Vec::with_capacity(test.len() * test.classes.len());
-                for chunk in test_indices.chunks(eval_batch) {
-                    let x = rows_of::<B::InnerBackend>(test_values, dims, chunk, device);
-                    logits.extend(m.forward_from(x, frozen).into_data().iter::<f32>());
-                }
-                logits
-            };
-            let fit = Fit {
-                device,
-                config,
-                train_labels: &train.labels,
-                test_labels: &test.labels,
-                classes: test.classes.len(),
-                batch: &batch,
-                evaluate: &evaluate,
-                show_progress,
-            };
-            let model = train::fit(model.starting_at(frozen), &fit, &mut history).valid();
-            let logits = evaluate(&model);
-            (model, logits)
-        }
-        None => {
-            let batch = |indices: &[usize]| images_of::<B>(train, indices, &input, device);
-            let evaluate =
-                |m: &Vgg16Transfer<B::InnerBackend>| predict(m, test, &input, eval_batch, device);
-            let fit = Fit {
-                device,
-                config,
-                train_labels: &train.labels,
-                test_labels: &test.labels,
-                classes: test.classes.len(),
-                batch: &batch,
-                evaluate: &evaluate,
-                show_progress,
-            };
-            let model = train::fit(model, &fit, &mut history).valid();
-            let logits = evaluate(&model);
-            (model, logits)
-        }
+    // With the cache, batches are rows of frozen features and the model starts after the frozen
+    // blocks; without it, batches are images through the whole network.
+    type Batch<'a, B> = Box<dyn Fn(&[usize]) -> Tensor<B, 4> + 'a>;
+    type Evaluate<'a, M> = Box<dyn Fn(&M) -> Vec<f32> + 'a>;
+    let (start, batch, evaluate): (usize, Batch<B>, Evaluate<Vgg16Transfer<B::InnerBackend>>) =
+        match &features {
+            Some(((train_values, _), (test_values, _))) => (
+                frozen,
+                Box::new(move |indices: &[usize]| {
+                    rows_of::<B>(train_values, dims, indices, device)
+                }),
+                Box::new(move |m: &Vgg16Transfer<B::InnerBackend>| {
+                    let mut logits = Vec::with_capacity(test.len() * test.classes.len());
+                    for chunk in test_indices.chunks(eval_batch) {
+                        let x = rows_of::<B::InnerBackend>(test_values, dims, chunk, device);
+                        logits.extend(m.forward_from(x, frozen).into_data().iter::<f32>());
+                    }
+                    logits
+                }),
+            ),
+            None => (
+                0,
+                Box::new(|indices: &[usize]| train::images_of::<B>(train, indices, &input, device)),
+                Box::new(|m: &Vgg16Transfer<B::InnerBackend>| {
+                    predict(m, test, &input, eval_batch, device)
+                }),
+            ),
+        };
+    let fit = Fit {
+        device,
+        config,
+        train_labels: &train.labels,
+        test_labels: &test.labels,
+        classes: test.classes.len(),
+        batch: &*batch,
+        evaluate: &*evaluate,
+        show_progress,
     };
+    let model = train::fit(model.starting_at(start), &fit, &mut history).valid();
+    let test_logits = evaluate(&model);
     Ok((
         Trained {
             model: model.starting_at(0),
@@ -353,7 +335,7 @@ pub fn predict<B: Backend>(
     let indices: Vec<usize> = (0..set.len()).collect();
     let mut logits = Vec::with_capacity(set.len() * set.classes.len());
     for chunk in indices.chunks(batch.max(1)) {
-        let out = model.forward(images_of(set, chunk, input, device));
+        let out = model.forward(train::images_of(set, chunk, input, device));
         logits.extend(out.into_data().iter::<f32>());
     }
     logits

@@ -97,9 +97,6 @@ pub fn fetch(dir: Option<&Path>) -> Result<PathBuf, String> {
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(project_dir);
     let lib_name = format!("libonnxruntime.so.{ORT_VERSION}");
     let target = dir.join(&lib_name);
-    if target.is_file() {
-        return Ok(target);
-    }
     crate::pip::fetch_wheel_file(
         &format!("onnxruntime=={ORT_VERSION}"),
         Some(wheel_platform()?),
