@@ -96,13 +96,16 @@ pub(crate) fn load(
     providers: &[Provider],
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
     match choice {
-        EngineChoice::Tract => Ok((Box::new(tract::TractEngine::load(bytes, path)?), Vec::new())),
+        EngineChoice::Tract => Ok((
+            Box::new(tract::TractEngine::load(bytes, path, threads)?),
+            Vec::new(),
+        )),
         EngineChoice::Ort => load_ort(bytes, path, threads, providers),
         EngineChoice::Auto => match load_ort(bytes, path, threads, providers) {
             Ok(loaded) => Ok(loaded),
             // A model ONNX Runtime refuses is refused by tract too, with its own message.
             Err(Error::OrtUnavailable(reason)) => Ok((
-                Box::new(tract::TractEngine::load(bytes, path)?),
+                Box::new(tract::TractEngine::load(bytes, path, threads)?),
                 vec![format!(
                     "ONNX Runtime is not available ({reason}); using tract"
                 )],

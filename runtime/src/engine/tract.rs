@@ -2,15 +2,42 @@
 
 use super::Engine;
 use crate::{Error, Result};
+use std::collections::HashMap;
 use std::path::Path;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 
+/// Input shapes whose plans are kept at once.
+const MAX_PLANS: usize = 4;
+
+#[cfg(not(target_family = "wasm"))]
+fn executor(threads: Option<usize>) -> Executor {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if n > 1 {
+        Executor::multithread_with_name(n, "tract")
+    } else {
+        Executor::SingleThread
+    }
+}
+
+#[cfg(target_family = "wasm")]
+fn executor(_: Option<usize>) -> Executor {
+    Executor::SingleThread
+}
+
 pub(crate) struct TractEngine {
-    plan: Arc<TypedRunnableModel>,
+    /// The model as read, with its symbolic dimensions (the batch, usually).
+    model: InferenceModel,
+    /// One plan per input shape, optimised for that shape: tract plans a fixed shape better
+    /// than a symbolic one.
+    plans: HashMap<Vec<usize>, Arc<TypedRunnableModel>>,
+    executor: Executor,
 }
 
 impl TractEngine {
-    pub(crate) fn load(bytes: &[u8], path: &Path) -> Result<Self> {
+    /// `threads`: threads for tract's matrix products (default: all cores; 1 runs them on the
+    /// calling thread, as WebAssembly does).
+    pub(crate) fn load(bytes: &[u8], path: &Path, threads: Option<usize>) -> Result<Self> {
         let fail = |e: TractError| Error::Engine {
             engine: "tract",
             reason: format!("{}: {e:#}", path.display()),
@@ -18,11 +45,13 @@ impl TractEngine {
         let model = tract_onnx::onnx()
             .model_for_read(&mut &bytes[..])
             .map_err(fail)?;
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(fail)?;
-        Ok(TractEngine { plan })
+        // Typing the whole graph checks every operator and shape now, at load time.
+        model.clone().into_typed().map_err(fail)?;
+        Ok(TractEngine {
+            model,
+            plans: HashMap::new(),
+            executor: executor(threads),
+        })
     }
 }
 
@@ -41,7 +70,28 @@ impl Engine for TractEngine {
             reason: format!("{e:#}"),
         };
         let tensor = Tensor::from_shape(shape, input).map_err(fail)?;
-        let outputs = self.plan.run(tvec!(tensor.into())).map_err(fail)?;
+        let plan = match self.plans.get(shape) {
+            Some(plan) => plan.clone(),
+            None => {
+                let plan = self
+                    .model
+                    .clone()
+                    .with_input_fact(0, f32::fact(shape).into())
+                    .and_then(|m| m.into_optimized())
+                    .and_then(|m| m.into_runnable())
+                    .map_err(fail)?;
+                // Each plan holds its own packed weights: keep a few shapes (a run's batch size
+                // and its last, smaller batch), not every shape ever seen.
+                if self.plans.len() >= MAX_PLANS {
+                    self.plans.clear();
+                }
+                self.plans.insert(shape.to_vec(), plan.clone());
+                plan
+            }
+        };
+        let outputs =
+            multithread_tract_scope(self.executor.clone(), || plan.run(tvec!(tensor.into())))
+                .map_err(fail)?;
         let out = outputs.first().ok_or_else(|| Error::Engine {
             engine: "tract",
             reason: "the model produced no output".into(),
