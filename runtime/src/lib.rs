@@ -271,6 +271,22 @@ impl Classifier {
             .ok_or_else(|| Error::Input("no prediction".into()))
     }
 
+    /// Decodes, resizes and classifies one image held in memory (any format [`classify_file`]
+    /// reads); `name` only names it in errors.
+    ///
+    /// [`classify_file`]: Classifier::classify_file
+    pub fn classify_bytes(&mut self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Prediction> {
+        let img = preprocess::decode_image_bytes(bytes).map_err(|source| Error::Image {
+            path: name.as_ref().to_path_buf(),
+            source,
+        })?;
+        let planar = preprocess::fit_planar(&img, self.config.height, self.config.width);
+        let mut predictions = self.classify_planar(&planar)?;
+        predictions
+            .pop()
+            .ok_or_else(|| Error::Input("no prediction".into()))
+    }
+
     fn prediction(&self, row: &[f32]) -> Prediction {
         let class = preprocess::argmax(row);
         let label = self

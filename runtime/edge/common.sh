@@ -1,0 +1,52 @@
+# Shared by the edge checks (aarch64.sh, wasm.sh): a real exported model, a few images, the native
+# CLI's answers for them, and the comparison. Source it from the repository root.
+
+# edge_model_and_images DIR: trains the CNN briefly on a small stand-in (DIR/edge.onnx) and writes
+# PNG images of several sizes and kinds to DIR/images with Python's standard library alone.
+edge_model_and_images() {
+    local work=$1
+    cargo run --quiet -p trainer -- data --out "$work/data" --standin-train 500 --standin-test 100
+    cargo run --quiet -p trainer -- train --data "$work/data/cifar-10-batches-bin" --epochs 1 \
+        --models "$work" --name edge --quiet >/dev/null 2>&1
+    python3 - "$work/images" <<'PY'
+import os, random, struct, sys, zlib
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+random.seed(5)
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+for i, (w, h, gray) in enumerate([(32, 32, False), (50, 20, False), (17, 64, True), (96, 96, False)]):
+    channels = 1 if gray else 3
+    rows = b"".join(b"\x00" + bytes(random.randrange(256) for _ in range(w * channels)) for _ in range(h))
+    header = struct.pack(">IIBBBBB", w, h, 8, 0 if gray else 2, 0, 0, 0)
+    with open(os.path.join(out, f"img{i}.png"), "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+PY
+}
+
+# edge_native DIR: the native tract-only answers for DIR's images, as JSON Lines in DIR/native.jsonl.
+edge_native() {
+    local work=$1
+    cargo run --quiet -p runtime -- classify --engine tract --format jsonl --top-k 10 \
+        "$work/edge.onnx" "$work/images" >"$work/native.jsonl" 2>/dev/null
+}
+
+# edge_compare NATIVE.jsonl OTHER.jsonl WHAT: same files, same top-1, probabilities within 1e-5.
+edge_compare() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+native = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, open(sys.argv[1]))}
+other = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, open(sys.argv[2]))}
+what = sys.argv[3]
+assert len(native) == 4 and sorted(native) == sorted(other), (sorted(native), sorted(other))
+worst = 0.0
+for name, a in native.items():
+    b = other[name]
+    assert a["ok"] and b["ok"], (a, b)
+    assert a["top"][0]["class"] == b["top"][0]["class"], (name, a["top"][0], b["top"][0])
+    pa = {t["class"]: t["probability"] for t in a["top"]}
+    worst = max(worst, max(abs(pa[t["class"]] - t["probability"]) for t in b["top"]))
+assert worst <= 1e-5, worst
+print(f"{what} matches native on {len(other)} images: same top-1, max abs diff of probabilities {worst:.2e}")
+PY
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the WebAssembly classifier page (runtime/web/build.sh), opens it in headless Chromium,
+# picks a freshly exported CNN and a few images through the page's file inputs, and checks that
+# the page gives the same top-1 classes and probabilities (within 1e-5) as the native CLI.
+#
+# Run from the repository root: bash runtime/edge/wasm.sh
+# Installs what it needs: Debian's chromium (apt), playwright-core (npm), and what build.sh needs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cifar-onnx-target}"
+
+if ! command -v chromium >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+(cd runtime/web/test && npm ci --silent --no-audit --no-fund)
+
+source runtime/edge/common.sh
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+bash runtime/web/build.sh "$work/site"
+edge_model_and_images "$work"
+edge_native "$work"
+node runtime/web/test/browser.mjs "$work/site" "$work/edge.onnx" "$work/images" "$work/page.jsonl" \
+    "${WASM_SCREENSHOT:-$work/page.png}"
+edge_compare "$work/native.jsonl" "$work/page.jsonl" "wasm32 (headless Chromium)"

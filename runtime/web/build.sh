@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the static classifier page: the tract-only runtime compiled to WebAssembly, its
+# JavaScript bindings and the page itself, into OUT (default: runtime/web/site).
+#
+#   bash runtime/web/build.sh [OUT] [MODEL.onnx]
+#
+# With MODEL, the page loads it on start (as OUT/model.onnx); without, the user picks one.
+# Serve OUT with any static file server, e.g. `python3 -m http.server -d OUT`, and open it.
+# Installs what it needs: the wasm32 Rust target (rustup) and wasm-bindgen-cli (cargo install).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cifar-onnx-target}"
+out=${1:-runtime/web/site}
+model=${2:-}
+target=wasm32-unknown-unknown
+# The CLI must be the same version as the wasm-bindgen crate (pinned in runtime/web/Cargo.toml).
+bindgen_version=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' runtime/web/Cargo.toml)
+tools="${CIFAR_ONNX_TOOLS:-$HOME/.cache/cifar-onnx-tools}"
+
+rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+if ! "$tools/bin/wasm-bindgen" --version 2>/dev/null | grep -qF " $bindgen_version"; then
+    cargo install --quiet wasm-bindgen-cli --version "=$bindgen_version" --root "$tools"
+fi
+
+cargo build --quiet --release -p runtime-web --target "$target"
+rm -rf "$out"
+mkdir -p "$out"
+"$tools/bin/wasm-bindgen" --target web --no-typescript --out-dir "$out/pkg" \
+    "$CARGO_TARGET_DIR/$target/release/runtime_web.wasm"
+cp runtime/web/www/index.html runtime/web/www/main.js "$out/"
+if [ -n "$model" ]; then
+    cp "$model" "$out/model.onnx"
+fi
+echo "site: $out ($(du -sh "$out/pkg/runtime_web_bg.wasm" | cut -f1) of WebAssembly)"
