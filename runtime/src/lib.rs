@@ -87,6 +87,7 @@ impl Prediction {
 pub struct ClassifierBuilder {
     engine: EngineChoice,
     threads: Option<usize>,
+    no_spin: bool,
     input_config: Option<InputConfig>,
     providers: Option<Vec<Provider>>,
 }
@@ -110,6 +111,14 @@ impl ClassifierBuilder {
     /// Threads an engine may use within one run (default: the engine's own choice).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+
+    /// Whether ONNX Runtime's idle threads may spin waiting for the next run (default: yes, the
+    /// lowest latency). Turn it off when other threads share the cores between runs, as image
+    /// decoding does in [`batch::classify_files`].
+    pub fn spin_wait(mut self, spin: bool) -> Self {
+        self.no_spin = !spin;
         self
     }
 
@@ -145,7 +154,11 @@ impl ClassifierBuilder {
             })?,
         };
         let providers = self.providers.as_deref().unwrap_or(Provider::DEFAULT);
-        let (engine, notes) = engine::load(self.engine, bytes, name, self.threads, providers)?;
+        let threads = engine::Threads {
+            per_run: self.threads,
+            spin: !self.no_spin,
+        };
+        let (engine, notes) = engine::load(self.engine, bytes, name, threads, providers)?;
         let fallback = (!notes.is_empty()).then(|| notes.join("\n"));
         Ok(Classifier {
             engine,

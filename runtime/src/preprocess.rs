@@ -255,9 +255,12 @@ pub fn load_planar(path: &Path, height: usize, width: usize) -> Result<Vec<u8>, 
 
 /// Resizes a decoded image to `height x width` planar RGB: scaled so that it covers the target,
 /// then centre-cropped, so the aspect ratio is kept and the sides of a wide image are lost rather
-/// than the image squashed. Grayscale is replicated to three channels, 16-bit samples are
-/// reduced to 8 bits and an alpha channel is dropped (as PIL's `convert("RGB")` does).
+/// than the image squashed. Shrinking by 2x or more averages each output pixel's area of the
+/// image (a box filter, fast and free of aliasing); smaller changes of size are bilinear
+/// (a triangle filter). Grayscale is replicated to three channels, 16-bit samples are reduced to
+/// 8 bits and an alpha channel is dropped (as PIL's `convert("RGB")` does).
 pub fn fit_planar(img: &image::DynamicImage, height: usize, width: usize) -> Vec<u8> {
+    use image::imageops;
     let (w, h) = (img.width().max(1), img.height().max(1));
     let (tw, th) = (width as u32, height as u32);
     // The largest crop of the target's aspect ratio that fits in the image.
@@ -272,15 +275,72 @@ pub fn fit_planar(img: &image::DynamicImage, height: usize, width: usize) -> Vec
             ((u64::from(w) * u64::from(th)) / u64::from(tw)).max(1) as u32,
         )
     };
-    let cropped = img.crop_imm((w - cw) / 2, (h - ch) / 2, cw, ch);
-    let rgb = if (cw, ch) == (tw, th) {
-        cropped.to_rgb8()
-    } else {
-        cropped
-            .resize_exact(tw, th, image::imageops::FilterType::Triangle)
-            .to_rgb8()
+    let converted;
+    let rgb = match img.as_rgb8() {
+        Some(rgb) => rgb,
+        None => {
+            converted = img.to_rgb8();
+            &converted
+        }
     };
-    interleaved_to_planar(rgb.as_raw())
+    let (x0, y0) = ((rgb.width() - cw) / 2, (rgb.height() - ch) / 2);
+    if cw >= 2 * tw && ch >= 2 * th {
+        return area_average(rgb, (x0, y0, cw, ch), (tw, th));
+    }
+    // A view of the crop: nothing is copied before the resize reads it.
+    let crop = imageops::crop_imm(rgb, x0, y0, cw, ch);
+    let resized = if (cw, ch) == (tw, th) {
+        crop.to_image()
+    } else {
+        imageops::resize(&*crop, tw, th, imageops::FilterType::Triangle)
+    };
+    interleaved_to_planar(resized.as_raw())
+}
+
+/// Shrinks the `(x, y, w, h)` region of `rgb` to `tw x th` planar RGB, each output pixel the
+/// rounded mean of the pixels its area covers. One pass over the region's rows.
+fn area_average(
+    rgb: &image::RgbImage,
+    (x, y, w, h): (u32, u32, u32, u32),
+    (tw, th): (u32, u32),
+) -> Vec<u8> {
+    let edge =
+        |i: u32, len: u32, out: u32| (u64::from(i) * u64::from(len) / u64::from(out)) as usize;
+    let columns: Vec<(usize, usize)> = (0..tw)
+        .map(|o| (x as usize + edge(o, w, tw), x as usize + edge(o + 1, w, tw)))
+        .collect();
+    let stride = 3 * rgb.width() as usize;
+    let raw = rgb.as_raw();
+    let plane = (tw * th) as usize;
+    let mut out = vec![0u8; 3 * plane];
+    let mut sums = vec![[0u64; 3]; tw as usize];
+    for oy in 0..th {
+        let (top, bottom) = (
+            y as usize + edge(oy, h, th),
+            y as usize + edge(oy + 1, h, th),
+        );
+        sums.iter_mut().for_each(|s| *s = [0; 3]);
+        for row in raw[top * stride..bottom * stride].chunks_exact(stride) {
+            for (sum, &(left, right)) in sums.iter_mut().zip(&columns) {
+                let mut acc = [0u32; 3];
+                for px in row[3 * left..3 * right].chunks_exact(3) {
+                    acc[0] += u32::from(px[0]);
+                    acc[1] += u32::from(px[1]);
+                    acc[2] += u32::from(px[2]);
+                }
+                for c in 0..3 {
+                    sum[c] += u64::from(acc[c]);
+                }
+            }
+        }
+        for (ox, (sum, &(left, right))) in sums.iter().zip(&columns).enumerate() {
+            let n = ((bottom - top) * (right - left)) as u64;
+            for c in 0..3 {
+                out[c * plane + oy as usize * tw as usize + ox] = ((sum[c] + n / 2) / n) as u8;
+            }
+        }
+    }
+    out
 }
 
 /// `RGBRGB...` to `RR..GG..BB..`.
@@ -414,6 +474,27 @@ mod image_tests {
         // A target of another aspect ratio keeps that ratio.
         let tall = fit_planar(&image::DynamicImage::new_rgb8(30, 10), 4, 2);
         assert_eq!(tall.len(), 3 * 4 * 2);
+    }
+
+    #[test]
+    fn large_shrinks_average_each_area() {
+        // 8x4 to 4x2 (a 2x shrink): each output pixel is the rounded mean of a 2x2 block.
+        let img = image::RgbImage::from_fn(8, 4, |x, y| {
+            image::Rgb([(x * 10 + y) as u8, 7, (x * y) as u8])
+        });
+        let planar = fit_planar(&image::DynamicImage::ImageRgb8(img.clone()), 2, 4);
+        for (oy, ox) in [(0u32, 0u32), (0, 3), (1, 2)] {
+            let block = [(0, 0), (1, 0), (0, 1), (1, 1)]
+                .map(|(dx, dy)| img.get_pixel(2 * ox + dx, 2 * oy + dy).0);
+            for c in 0..3 {
+                let mean = (block.iter().map(|p| u32::from(p[c])).sum::<u32>() + 2) / 4;
+                assert_eq!(
+                    u32::from(planar[c * 8 + (oy * 4 + ox) as usize]),
+                    mean,
+                    "pixel {ox},{oy} channel {c}"
+                );
+            }
+        }
     }
 
     #[test]

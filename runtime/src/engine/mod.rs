@@ -86,18 +86,28 @@ pub(crate) trait Engine: Send {
     fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)>;
 }
 
+/// How an engine may use the machine's threads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Threads {
+    /// Threads within one run (default: the engine's own choice, all cores).
+    pub per_run: Option<usize>,
+    /// Whether ONNX Runtime's idle threads spin waiting for work (lowest latency) or sleep
+    /// (leaving the cores to other work, such as decoding the next images).
+    pub spin: bool,
+}
+
 /// Loads the engine asked for, with ONNX Runtime on the first usable provider of `providers`.
 /// Also returns notes for the user: why ONNX Runtime (under `Auto`) or a provider was passed over.
 pub(crate) fn load(
     choice: EngineChoice,
     bytes: &[u8],
     path: &Path,
-    threads: Option<usize>,
+    threads: Threads,
     providers: &[Provider],
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
     match choice {
         EngineChoice::Tract => Ok((
-            Box::new(tract::TractEngine::load(bytes, path, threads)?),
+            Box::new(tract::TractEngine::load(bytes, path, threads.per_run)?),
             Vec::new(),
         )),
         EngineChoice::Ort => load_ort(bytes, path, threads, providers),
@@ -105,7 +115,7 @@ pub(crate) fn load(
             Ok(loaded) => Ok(loaded),
             // A model ONNX Runtime refuses is refused by tract too, with its own message.
             Err(Error::OrtUnavailable(reason)) => Ok((
-                Box::new(tract::TractEngine::load(bytes, path, threads)?),
+                Box::new(tract::TractEngine::load(bytes, path, threads.per_run)?),
                 vec![format!(
                     "ONNX Runtime is not available ({reason}); using tract"
                 )],
@@ -119,7 +129,7 @@ pub(crate) fn load(
 fn load_ort(
     bytes: &[u8],
     path: &Path,
-    threads: Option<usize>,
+    threads: Threads,
     providers: &[Provider],
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
     let (engine, notes) = onnxruntime::OrtEngine::load(bytes, path, threads, providers)?;
@@ -134,7 +144,7 @@ fn load_ort(
 fn load_ort(
     _: &[u8],
     _: &Path,
-    _: Option<usize>,
+    _: Threads,
     _: &[Provider],
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
     Err(Error::OrtUnavailable(

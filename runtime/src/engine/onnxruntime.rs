@@ -1,6 +1,6 @@
 //! ONNX Runtime through `ort`, with the shared library loaded at run time.
 
-use super::{ort_library, Engine, Provider};
+use super::{ort_library, Engine, Provider, Threads};
 use crate::{Error, Result};
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
@@ -45,13 +45,16 @@ pub(crate) struct OrtEngine {
 fn build_session(
     env: &Environment,
     bytes: &[u8],
-    threads: Option<usize>,
+    threads: Threads,
     providers: &[Provider],
 ) -> std::result::Result<(Session, Provider, Vec<String>), String> {
     let builder = || -> ort::Result<SessionBuilder> {
         let mut b = Session::builder(env)?;
-        if let Some(n) = threads {
+        if let Some(n) = threads.per_run {
             b = b.with_intra_threads(n)?;
+        }
+        if !threads.spin {
+            b = b.with_intra_op_spinning(false)?;
         }
         Ok(b)
     };
@@ -91,7 +94,7 @@ impl OrtEngine {
     pub(crate) fn load(
         bytes: &[u8],
         path: &Path,
-        threads: Option<usize>,
+        threads: Threads,
         providers: &[Provider],
     ) -> Result<(Self, Vec<String>)> {
         let (env, _) = environment()?;
