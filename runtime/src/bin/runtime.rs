@@ -62,6 +62,29 @@ enum Command {
         #[arg(long, default_value_t = 256)]
         batch: usize,
     },
+    /// Time the model on generated inputs: images/s per batch size (median of the runs, after
+    /// one warm-up run), and the process's peak memory.
+    Bench {
+        /// The ONNX model.
+        model: PathBuf,
+        /// ort or tract (auto: ONNX Runtime, else tract).
+        #[arg(long, default_value = "auto")]
+        engine: EngineChoice,
+        #[command(flatten)]
+        providers: ProviderArgs,
+        /// Batch sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,32,256")]
+        batch: Vec<usize>,
+        /// Timed runs per batch size.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Threads the engine may use (default: the engine's own choice, all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// table or jsonl.
+        #[arg(long, default_value = "table")]
+        format: Format,
+    },
     /// Print what a model file says about itself.
     Info {
         /// The ONNX model.
@@ -199,10 +222,16 @@ fn load(
     engine: EngineChoice,
     providers: &ProviderArgs,
     input: &InputArgs,
+    threads: Option<usize>,
+    spin_wait: bool,
 ) -> anyhow::Result<Classifier> {
     let mut builder = Classifier::builder()
         .engine(engine)
-        .providers(providers.list.clone());
+        .providers(providers.list.clone())
+        .spin_wait(spin_wait);
+    if let Some(n) = threads {
+        builder = builder.threads(n);
+    }
     let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
     if input.is_set() {
         let info = runtime::ModelInfo::from_bytes(&bytes, model)?;
@@ -249,7 +278,15 @@ fn classify(args: &ClassifyArgs) -> anyhow::Result<bool> {
         options.decode_threads = n.max(1);
     }
     let (format, output, top_k) = (args.format, args.output.as_deref(), args.top_k);
-    let mut classifier = load(&args.model, args.engine, &args.providers, &args.input)?;
+    // Decoding threads share the cores with the model: ONNX Runtime's threads sleep between runs.
+    let mut classifier = load(
+        &args.model,
+        args.engine,
+        &args.providers,
+        &args.input,
+        None,
+        false,
+    )?;
     let list = collect_files(&args.paths);
     let ctx = RowContext {
         classes: classifier.info().classes.clone().unwrap_or_default(),
@@ -311,6 +348,81 @@ fn classify(args: &ClassifyArgs) -> anyhow::Result<bool> {
     Ok(failed == 0)
 }
 
+/// The input the benchmarks feed, the same in every engine and in the Python peer
+/// (`tests/bench/peers.py`): a fixed pattern in `[-1, 1)`, no randomness to seed.
+fn bench_input(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i as u64 * 7919) % 2000) as f32 / 1000.0 - 1.0)
+        .collect()
+}
+
+fn bench(
+    classifier: &mut Classifier,
+    batches: &[usize],
+    runs: usize,
+    format: Format,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for &batch in batches {
+        let batch = batch.max(1);
+        let shape = classifier.input_config().shape(batch);
+        let input = bench_input(shape.iter().product());
+        classifier.run_tensor(&input, batch)?;
+        let mut seconds: Vec<f64> = (0..runs)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                classifier
+                    .run_tensor(&input, batch)
+                    .map(|_| start.elapsed().as_secs_f64())
+            })
+            .collect::<Result<_, _>>()?;
+        seconds.sort_by(f64::total_cmp);
+        let median = seconds[seconds.len() / 2];
+        rows.push(serde_json::json!({
+            "engine": classifier.engine_name(),
+            "provider": classifier.provider(),
+            "batch": batch,
+            "runs": runs,
+            "median_seconds": median,
+            "images_per_second": batch as f64 / median,
+        }));
+    }
+    let peak_rss_mib = peak_rss_kib().map(|k| k as f64 / 1024.0);
+    match format {
+        Format::Jsonl => {
+            for mut r in rows {
+                r["peak_rss_mib"] = serde_json::json!(peak_rss_mib);
+                println!("{r}");
+            }
+        }
+        _ => {
+            println!("| engine | batch | median ms | images/s |");
+            println!("|---|---|---|---|");
+            for r in &rows {
+                println!(
+                    "| {} ({}) | {} | {:.3} | {:.1} |",
+                    r["engine"].as_str().unwrap_or("?"),
+                    r["provider"].as_str().unwrap_or("?"),
+                    r["batch"],
+                    1e3 * r["median_seconds"].as_f64().unwrap_or(f64::NAN),
+                    r["images_per_second"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
+            if let Some(mib) = peak_rss_mib {
+                println!("peak memory (RSS): {mib:.1} MiB");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The process's peak resident set size (Linux: `VmHWM` in `/proc/self/status`).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -327,7 +439,14 @@ fn main() -> anyhow::Result<()> {
             train_split,
             batch,
         } => {
-            let mut classifier = load(&model, engine, &providers, &InputArgs::default())?;
+            let mut classifier = load(
+                &model,
+                engine,
+                &providers,
+                &InputArgs::default(),
+                None,
+                true,
+            )?;
             let split = if train_split {
                 CifarSplit::Train
             } else {
@@ -364,6 +483,25 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", path.display()))?;
             println!("{}", report.table());
             println!("wrote {}", path.display());
+        }
+        Command::Bench {
+            model,
+            engine,
+            providers,
+            batch,
+            runs,
+            threads,
+            format,
+        } => {
+            let mut classifier = load(
+                &model,
+                engine,
+                &providers,
+                &InputArgs::default(),
+                threads,
+                true,
+            )?;
+            bench(&mut classifier, &batch, runs.max(1), format)?;
         }
         Command::Info { model } => {
             let bytes =

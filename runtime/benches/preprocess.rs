@@ -1,0 +1,60 @@
+//! Micro benchmarks of the runtime's own image path: decoding, fitting to the model's input and
+//! building the input tensor (`cargo bench -p runtime --bench preprocess`). The models themselves
+//! are timed by `runtime bench`, and the whole folder path against Python by `tests/bench/run.sh`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use runtime::preprocess::{decode_image_bytes, fit_planar};
+use runtime::InputConfig;
+use std::hint::black_box;
+
+/// A photo-like image (gradients and some texture) encoded as `format`.
+fn encoded(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        let t = (x * 7 + y * 13) % 32;
+        image::Rgb([
+            (x % 256) as u8,
+            (y % 256) as u8,
+            ((x + y) / 4 % 256) as u8 ^ t as u8,
+        ])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, format)
+        .expect("encoding an in-memory image");
+    bytes.into_inner()
+}
+
+fn decode_and_fit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode+fit to 32x32");
+    for (name, w, h, format) in [
+        ("jpeg 1280x960", 1280, 960, image::ImageFormat::Jpeg),
+        ("jpeg 320x240", 320, 240, image::ImageFormat::Jpeg),
+        ("png 320x240", 320, 240, image::ImageFormat::Png),
+        ("png 32x32", 32, 32, image::ImageFormat::Png),
+    ] {
+        let bytes = encoded(w, h, format);
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::from_parameter(name), &bytes, |b, bytes| {
+            b.iter(|| {
+                let img = decode_image_bytes(black_box(bytes)).expect("decodable");
+                fit_planar(&img, 32, 32)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn tensor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("planar to input tensor, batch 32");
+    for side in [32usize, 224] {
+        let config = InputConfig::unit_rgb(side);
+        let planar: Vec<u8> = (0..32 * 3 * side * side).map(|i| (i % 251) as u8).collect();
+        group.throughput(Throughput::Elements(32));
+        group.bench_with_input(BenchmarkId::from_parameter(side), &planar, |b, planar| {
+            b.iter(|| config.tensor_from_planar(black_box(planar)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode_and_fit, tensor);
+criterion_main!(benches);

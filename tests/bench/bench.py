@@ -1,0 +1,239 @@
+"""Runs our tools and their usual peers side by side and prints one markdown table.
+
+Started by `tests/bench/run.sh`, which builds the Rust binaries and the Python virtualenv first.
+Each measurement runs in its own process, ours and the peer's interleaved (A B, then B A, ...),
+and the table shows the median over the repeats with the ratio ours / peer, and each process's
+peak resident memory.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PEERS = [sys.executable, os.path.join(HERE, "peers.py")]
+
+SIZES = {
+    # train/test images for the CNN, for VGG16, folder images, timed inference runs, repeats
+    "full": dict(cnn_train=2000, vgg_train=1000, test=500, epochs=2, images=2000, runs=20, repeats=3),
+    "quick": dict(cnn_train=200, vgg_train=100, test=100, epochs=1, images=60, runs=2, repeats=1),
+}
+
+
+def timed(cmd):
+    """Runs one process and returns (stdout, wall seconds, its peak RSS in MiB).
+
+    The peak comes from GNU time, which forks the command from its own small process: a child
+    forked from this Python process would count this process's memory as its own.
+    """
+    with tempfile.NamedTemporaryFile("r") as rss:
+        start = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-q", "-f", "%M", "-o", rss.name, *cmd], cwd=ROOT,
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+        return proc.stdout, wall, int(rss.read().split()[-1]) / 1024.0
+
+
+def last_json(text):
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def make_images(folder, count, seed=3):
+    """Images of mixed sizes and kinds, as a user's folder would hold: JPEG and PNG, RGB,
+    grayscale and RGBA, from thumbnails to photos."""
+    os.makedirs(folder, exist_ok=True)
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    for i in range(count):
+        kind = rng.random()
+        side = [(32, 128), (128, 512), (512, 1280)][0 if kind < 0.4 else 1 if kind < 0.8 else 2]
+        w, h = rng.randint(*side), rng.randint(*side)
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([(xx * rng.random() * 3 + yy * rng.random()) % 256 for _ in range(3)], -1)
+        noise = nprng.integers(0, 48, (h, w, 3))
+        img = Image.fromarray(((base + noise) % 256).astype(np.uint8), "RGB")
+        mode = rng.random()
+        if mode < 0.6:
+            img.save(os.path.join(folder, f"img{i:05}.jpg"), quality=90)
+        elif mode < 0.8:
+            img.convert("L").save(os.path.join(folder, f"img{i:05}.png"))
+        elif mode < 0.9:
+            img.convert("RGBA").save(os.path.join(folder, f"img{i:05}.png"))
+        else:
+            img.save(os.path.join(folder, f"img{i:05}.png"))
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, what, unit, ours_name, ours, peer_name, peer, ours_rss, peer_rss, higher_is_better=True):
+        ratio = ours / peer if higher_is_better else peer / ours
+        self.rows.append((what, ours_name, f"{ours:,.1f} {unit}", peer_name, f"{peer:,.1f} {unit}",
+                          f"{ratio:.2f}x", f"{ours_rss:,.0f} / {peer_rss:,.0f}"))
+
+    def markdown(self):
+        head = ("measurement", "ours", "value", "peer", "value", "ours / peer", "peak RSS MiB (ours / peer)")
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+
+def median_of(samples, key):
+    return statistics.median(s[key] for s in samples)
+
+
+def pairs(repeats, a, b):
+    """Runs a() and b() `repeats` times each, interleaved, alternating which goes first."""
+    ra, rb = [], []
+    for i in range(repeats):
+        if i % 2 == 0:
+            ra.append(a())
+            rb.append(b())
+        else:
+            rb.append(b())
+            ra.append(a())
+    return ra, rb
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (keeps the command working)")
+    p.add_argument("--repeats", type=int, help="runs of each measurement (median taken)")
+    p.add_argument("--bin", required=True, help="folder with the trainer and runtime binaries")
+    p.add_argument("--vgg16", required=True, help="the public VGG16 ONNX file")
+    p.add_argument("--out", help="also write the table to this file")
+    p.add_argument("--only", default="train,infer,classify", help="comma-separated parts to run")
+    args = p.parse_args()
+    size = dict(SIZES["quick" if args.quick else "full"])
+    if args.repeats:
+        size["repeats"] = args.repeats
+    parts = set(args.only.split(","))
+    trainer, runtime = os.path.join(args.bin, "trainer"), os.path.join(args.bin, "runtime")
+    work = tempfile.mkdtemp(prefix="cifar-onnx-bench-")
+    table = Table()
+    try:
+        data = os.path.join(work, "data")
+        timed([trainer, "data", "--out", data, "--standin-train", str(max(size["cnn_train"], size["vgg_train"])),
+               "--standin-test", str(size["test"])])
+        cifar = os.path.join(data, "cifar-10-batches-bin")
+        models = os.path.join(work, "models")
+        common = ["--data", cifar, "--test-limit", str(size["test"]), "--models", models, "--device", "cpu", "--quiet"]
+        epochs = str(size["epochs"])
+
+        def burn_cnn():
+            _, wall, rss = timed([trainer, "train", *common, "--epochs", epochs, "--train-limit",
+                                  str(size["cnn_train"]), "--name", "cnn"])
+            h = json.load(open(os.path.join(models, "cnn.history.json")))
+            return {"ips": h["epochs"][-1]["images_per_second"], "acc": h["epochs"][-1]["val_accuracy"], "rss": rss}
+
+        def keras_cnn():
+            out, _, rss = timed([*PEERS, "train-cnn", cifar, "--epochs", epochs, "--train-limit",
+                                 str(size["cnn_train"]), "--test-limit", str(size["test"])])
+            r = last_json(out)
+            return {"ips": r["images_per_second"], "acc": r["test_accuracy"], "rss": rss}
+
+        def burn_vgg():
+            shutil.rmtree(os.path.join(models, "cache"), ignore_errors=True)  # a first run: build the cache
+            _, wall, rss = timed([trainer, "train-vgg16", *common, "--vgg16", args.vgg16, "--vgg-epochs", epochs,
+                                  "--train-limit", str(size["vgg_train"]), "--vgg-name", "vgg16"])
+            h = json.load(open(os.path.join(models, "vgg16.history.json")))
+            total = h["setup_seconds"] + sum(e["seconds"] for e in h["epochs"])
+            return {"ips": h["epochs"][-1]["images_per_second"], "total": total, "rss": rss}
+
+        def keras_vgg():
+            out, _, rss = timed([*PEERS, "train-vgg16", cifar, args.vgg16, "--epochs", epochs, "--train-limit",
+                                 str(size["vgg_train"]), "--test-limit", str(size["test"])])
+            r = last_json(out)
+            return {"ips": r["images_per_second"], "total": sum(r["epoch_seconds"]), "rss": rss}
+
+        if "train" in parts:
+            a, b = pairs(size["repeats"], burn_cnn, keras_cnn)
+            table.add(f"train CNN, epoch {epochs} of {size['cnn_train']} images, batch 100", "img/s",
+                      "Burn (flex CPU)", median_of(a, "ips"), "Keras (TF CPU)", median_of(b, "ips"),
+                      median_of(a, "rss"), median_of(b, "rss"))
+            a, b = pairs(size["repeats"], burn_vgg, keras_vgg)
+            table.add(f"train VGG16 head, epoch {epochs} of {size['vgg_train']} images", "img/s",
+                      "Burn, feature cache", median_of(a, "ips"), "Keras, recompute", median_of(b, "ips"),
+                      median_of(a, "rss"), median_of(b, "rss"))
+            table.add(f"train VGG16, {epochs} epochs in all (incl. building the cache)", "s",
+                      "Burn, feature cache", median_of(a, "total"), "Keras, recompute", median_of(b, "total"),
+                      median_of(a, "rss"), median_of(b, "rss"), higher_is_better=False)
+        else:
+            burn_cnn()
+            burn_vgg()
+
+        onnx = {"CNN": os.path.join(models, "cnn.onnx"), "VGG16": os.path.join(models, "vgg16.onnx")}
+        if "infer" in parts:
+            runs = str(size["runs"])
+            for name, model in onnx.items():
+                for batch in (1, 32, 256):
+                    def ours(engine):
+                        out, _, rss = timed([runtime, "bench", model, "--engine", engine, "--provider", "cpu",
+                                             "--batch", str(batch), "--runs", runs, "--format", "jsonl"])
+                        return {"ips": last_json(out)["images_per_second"], "rss": rss}
+
+                    def python_ort():
+                        out, _, rss = timed([*PEERS, "infer", model, "--batch", str(batch), "--runs", runs])
+                        return {"ips": last_json(out)["images_per_second"], "rss": rss}
+
+                    a, b = pairs(size["repeats"], lambda: ours("ort"), python_ort)
+                    table.add(f"infer {name}, batch {batch}", "img/s", "runtime (ort)", median_of(a, "ips"),
+                              "onnxruntime Python", median_of(b, "ips"), median_of(a, "rss"), median_of(b, "rss"))
+                    t, o = pairs(size["repeats"], lambda: ours("tract"), lambda: ours("ort"))
+                    table.add(f"infer {name}, batch {batch}", "img/s", "runtime (tract)", median_of(t, "ips"),
+                              "runtime (ort)", median_of(o, "ips"), median_of(t, "rss"), median_of(o, "rss"))
+
+        if "classify" in parts:
+            images = os.path.join(work, "images")
+            make_images(images, size["images"])
+            n = size["images"]
+            for name, model in onnx.items():
+                def ours(engine):
+                    _, wall, rss = timed([runtime, "classify", model, images, "--engine", engine, "--provider", "cpu",
+                                          "--batch", "32", "--format", "csv", "--output", os.path.join(work, "out.csv")])
+                    return {"fps": n / wall, "rss": rss}
+
+                def python_peer():
+                    _, wall, rss = timed([*PEERS, "classify", model, images, "--batch", "32",
+                                          "--output", os.path.join(work, "peer.csv")])
+                    return {"fps": n / wall, "rss": rss}
+
+                for engine in ("ort", "tract"):
+                    a, b = pairs(size["repeats"], lambda: ours(engine), python_peer)
+                    table.add(f"classify a folder of {n} mixed images, {name}", "files/s", f"runtime classify ({engine})",
+                              median_of(a, "fps"), "PIL + onnxruntime", median_of(b, "fps"),
+                              median_of(a, "rss"), median_of(b, "rss"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    versions = subprocess.run([*PEERS[:1], "-c", "import onnxruntime, PIL, tensorflow; print(f'onnxruntime {onnxruntime.__version__}, Pillow {PIL.__version__}, TensorFlow {tensorflow.__version__}')"],
+                              capture_output=True, text=True).stdout.strip()
+    header = (f"{datetime.date.today().isoformat()}, {cpu}, {os.cpu_count()} cores, "
+              f"median of {size['repeats']} interleaved runs{' (quick sizes)' if args.quick else ''}; peers: {versions}")
+    text = header + "\n\n" + table.markdown() + "\n"
+    print(text)
+    if args.out:
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, args.out)
+
+
+if __name__ == "__main__":
+    main()

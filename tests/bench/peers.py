@@ -1,0 +1,236 @@
+"""The Python peers of the benchmarks, written the way a user of each tool would write them.
+
+Each subcommand prints one JSON object: the measurement and the process's peak memory.
+
+  peers.py infer MODEL.onnx --batch B --runs N          onnxruntime's Python API
+  peers.py classify MODEL.onnx FOLDER --batch B         PIL + onnxruntime over a folder
+  peers.py train-cnn DATA_DIR --epochs E                the article's Keras CNN
+  peers.py train-vgg16 DATA_DIR VGG16.onnx --epochs E   the article's Keras VGG16 transfer
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_input(n):
+    """The same fixed pattern as `runtime bench` feeds."""
+    i = np.arange(n, dtype=np.uint64)
+    return ((i * 7919) % 2000).astype(np.float32) / 1000.0 - 1.0
+
+
+def infer(args):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0]
+    shape = [args.batch] + [d if isinstance(d, int) else None for d in inp.shape[1:]]
+    if None in shape:
+        sys.exit(f"{args.model}: input {inp.name} has no fixed image size: {inp.shape}")
+    x = bench_input(int(np.prod(shape))).reshape(shape)
+    session.run(None, {inp.name: x})
+    times = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        session.run(None, {inp.name: x})
+        times.append(time.perf_counter() - start)
+    median = sorted(times)[len(times) // 2]
+    return {"batch": args.batch, "median_seconds": median, "images_per_second": args.batch / median}
+
+
+def classify(args):
+    import onnxruntime as ort
+    from PIL import Image
+
+    session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    inp = session.get_inputs()[0]
+    height, width = (int(v) for v in meta["input_size"].split("x"))
+    scale = float(meta["scale"])
+    mean = np.array(meta["mean"].split(","), dtype=np.float32).reshape(3, 1, 1)
+    std = np.array(meta["std"].split(","), dtype=np.float32).reshape(3, 1, 1)
+    bgr = meta["channel_order"].upper() == "BGR"
+    classes = json.loads(meta["classes"]) if "classes" in meta else None
+
+    paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(args.folder) for f in fs)
+    rows, failed = [], 0
+
+    def run(batch_paths, arrays):
+        probs = session.run(None, {inp.name: np.stack(arrays)})[0]
+        for p, row in zip(batch_paths, probs):
+            k = int(row.argmax())
+            rows.append(f"{p},{classes[k] if classes else k},{row[k]:.6f}")
+
+    start = time.perf_counter()
+    batch_paths, arrays = [], []
+    for path in paths:
+        try:
+            img = Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR)
+        except Exception as e:  # a user's script reports the file and goes on
+            failed += 1
+            print(f"{path}: {e}", file=sys.stderr)
+            continue
+        x = np.asarray(img, dtype=np.float32).transpose(2, 0, 1)
+        if bgr:
+            x = x[::-1]
+        arrays.append((x * scale - mean) / std)
+        batch_paths.append(path)
+        if len(arrays) == args.batch:
+            run(batch_paths, arrays)
+            batch_paths, arrays = [], []
+    if arrays:
+        run(batch_paths, arrays)
+    seconds = time.perf_counter() - start
+    with open(args.output, "w") as f:
+        f.write("\n".join(rows) + "\n")
+    return {"files": len(paths), "failed": failed, "seconds": seconds, "files_per_second": len(paths) / seconds}
+
+
+def read_cifar(folder, split, limit):
+    """CIFAR-10 binary records: 1 label byte, then 3072 bytes of R, G, B planes."""
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] if split == "train" else ["test_batch.bin"]
+    records = []
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            records.append(np.fromfile(path, dtype=np.uint8).reshape(-1, 3073))
+    data = np.concatenate(records)[:limit]
+    images = data[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, data[:, 0].astype(np.int64)
+
+
+class EpochTimer:
+    """A Keras callback recording each epoch's seconds (training only, no evaluation)."""
+
+    def __new__(cls):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.seconds = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self.start)
+
+        return Timer()
+
+
+def fit_report(model, x, y, xt, yt, args):
+    timer = EpochTimer()
+    model.fit(x, y, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[timer])
+    accuracy = float(model.evaluate(xt, yt, batch_size=256, verbose=0)[1])
+    last = timer.seconds[-1]
+    return {
+        "images": len(x),
+        "epoch_seconds": timer.seconds,
+        "images_per_second": len(x) / last,
+        "test_accuracy": accuracy,
+    }
+
+
+def train_cnn(args):
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(args.seed)
+    x, y = read_cifar(args.data, "train", args.train_limit)
+    xt, yt = read_cifar(args.data, "test", args.test_limit)
+    x, xt = x.astype("float32") / 255.0, xt.astype("float32") / 255.0
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Dropout(0.25),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Dropout(0.25),
+        layers.Flatten(),
+        layers.Dense(512, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=1e-4), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return fit_report(model, x, y, xt, yt, args)
+
+
+def vgg16_weights(path):
+    """The 13 convolutions' weights of a VGG16 ONNX file, in order, as Keras kernels."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(path).graph
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    return [(init[c.input[1]].transpose(2, 3, 1, 0), init[c.input[2]]) for c in convs]
+
+
+def train_vgg16(args):
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(args.seed)
+    x, y = read_cifar(args.data, "train", args.train_limit)
+    xt, yt = read_cifar(args.data, "test", args.test_limit)
+    prep = keras.applications.vgg16.preprocess_input
+    x, xt = prep(x.astype("float32")), prep(xt.astype("float32"))
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    convs = [l for l in base.layers if isinstance(l, layers.Conv2D)]
+    for layer, (kernel, bias) in zip(convs, vgg16_weights(args.vgg16)):
+        layer.set_weights([kernel, bias])
+    for layer in base.layers[:15]:  # the article: frozen through block4_pool
+        layer.trainable = False
+    model = keras.Sequential([
+        base,
+        layers.Flatten(),
+        layers.Dense(256, activation="sigmoid"),
+        layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-4, momentum=0.9), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return fit_report(model, x, y, xt, yt, args)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("infer")
+    s.add_argument("model")
+    s.add_argument("--batch", type=int, default=1)
+    s.add_argument("--runs", type=int, default=10)
+    s = sub.add_parser("classify")
+    s.add_argument("model")
+    s.add_argument("folder")
+    s.add_argument("--batch", type=int, default=32)
+    s.add_argument("--output", default=os.devnull)
+    for name in ("train-cnn", "train-vgg16"):
+        s = sub.add_parser(name)
+        s.add_argument("data")
+        if name == "train-vgg16":
+            s.add_argument("vgg16")
+        s.add_argument("--epochs", type=int, default=2)
+        s.add_argument("--batch", type=int, default=100 if name == "train-cnn" else 32)
+        s.add_argument("--train-limit", type=int, default=None)
+        s.add_argument("--test-limit", type=int, default=None)
+        s.add_argument("--seed", type=int, default=7)
+    args = p.parse_args()
+    run = {"infer": infer, "classify": classify, "train-cnn": train_cnn, "train-vgg16": train_vgg16}
+    result = run[args.command](args)
+    result["peak_rss_mib"] = peak_rss_mib()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
