@@ -269,6 +269,23 @@ fn load(
     Ok(classifier)
 }
 
+/// [`load`] with the model's own preprocessing, for runs that have the cores to themselves.
+fn load_as_is(
+    model: &Path,
+    engine: EngineChoice,
+    providers: &ProviderArgs,
+    threads: Option<usize>,
+) -> anyhow::Result<Classifier> {
+    load(
+        model,
+        engine,
+        providers,
+        &InputArgs::default(),
+        threads,
+        true,
+    )
+}
+
 fn classify(args: &ClassifyArgs) -> anyhow::Result<bool> {
     let mut options = BatchOptions {
         batch: args.batch,
@@ -439,14 +456,7 @@ fn main() -> anyhow::Result<()> {
             train_split,
             batch,
         } => {
-            let mut classifier = load(
-                &model,
-                engine,
-                &providers,
-                &InputArgs::default(),
-                None,
-                true,
-            )?;
+            let mut classifier = load_as_is(&model, engine, &providers, None)?;
             let split = if train_split {
                 CifarSplit::Train
             } else {
@@ -493,14 +503,7 @@ fn main() -> anyhow::Result<()> {
             threads,
             format,
         } => {
-            let mut classifier = load(
-                &model,
-                engine,
-                &providers,
-                &InputArgs::default(),
-                threads,
-                true,
-            )?;
+            let mut classifier = load_as_is(&model, engine, &providers, threads)?;
             bench(&mut classifier, &batch, runs.max(1), format)?;
         }
         Command::Info { model } => {
