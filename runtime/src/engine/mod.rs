@@ -93,6 +93,7 @@ pub(crate) struct Threads {
     pub per_run: Option<usize>,
     /// Whether ONNX Runtime's idle threads spin waiting for work (lowest latency) or sleep
     /// (leaving the cores to other work, such as decoding the next images).
+    #[cfg_attr(not(feature = "ort"), allow(dead_code))]
     pub spin: bool,
 }
 
