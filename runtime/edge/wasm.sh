@@ -24,3 +24,7 @@ edge_native "$work"
 node runtime/web/test/browser.mjs "$work/site" "$work/edge.onnx" "$work/images" "$work/page.jsonl" \
     "${WASM_SCREENSHOT:-$work/page.png}"
 edge_compare "$work/native.jsonl" "$work/page.jsonl" "wasm32 (headless Chromium)"
+# A site that carries its model: the page loads it by itself.
+bash runtime/web/build.sh "$work/site" "$work/edge.onnx" >/dev/null
+node runtime/web/test/browser.mjs "$work/site" - "$work/images" "$work/preloaded.jsonl"
+edge_compare "$work/native.jsonl" "$work/preloaded.jsonl" "wasm32 with the site's own model.onnx"

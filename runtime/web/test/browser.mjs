@@ -2,10 +2,12 @@
 // page's file inputs as a user would, and writes the page's results as JSON Lines.
 //
 //   node browser.mjs SITE_DIR MODEL.onnx IMAGES_DIR OUT.jsonl [SCREENSHOT.png]
+//
+// With MODEL `-`, the site carries its own model.onnx, which the page must load by itself.
 import { chromium } from "playwright-core";
 import { createServer } from "node:http";
 import { readFile, readdir, writeFile } from "node:fs/promises";
-import { extname, join, normalize } from "node:path";
+import { basename, extname, join, normalize } from "node:path";
 
 const [site, model, images, out, screenshot] = process.argv.slice(2);
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
@@ -35,9 +37,26 @@ try {
   // The page asks for model.onnx first; its 404 is expected when the site carries no model.
   page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  await page.waitForSelector("body[data-state=ready]", { timeout: 60_000 });
-  await page.setInputFiles("#model", model);
+  if (model !== "-") {
+    await page.waitForSelector("body[data-state=ready]", { timeout: 60_000 });
+    // A file that is not a model: the page says so, naming it, and stays usable.
+    const notModel = join(images, (await readdir(images)).sort()[0]);
+    await page.setInputFiles("#model", notModel);
+    await page.waitForSelector("body[data-state=error]", { timeout: 60_000 });
+    const status = await page.locator("#status").textContent();
+    if (!status.includes(basename(notModel))) throw new Error(`no file name in the page's error: ${status}`);
+    console.log(`browser: a PNG picked as the model is refused: ${status}`);
+    await page.setInputFiles("#model", model);
+  }
   await page.waitForSelector("body[data-state=model-loaded]", { timeout: 60_000 });
+
+  // A file that is not an image: reported, naming it, and the next image still classifies.
+  const notImage = model !== "-" ? model : join(site, "model.onnx");
+  await page.setInputFiles("#image", notImage);
+  await page.waitForFunction(() => document.getElementById("result").textContent !== "", null, { timeout: 60_000 });
+  const refused = JSON.parse(await page.locator("#result").textContent());
+  if (refused.ok || !refused.error.includes(basename(notImage))) throw new Error(`not refused: ${JSON.stringify(refused)}`);
+  console.log(`browser: a model picked as the image is refused: ${refused.error}`);
 
   const lines = [];
   for (const name of (await readdir(images)).sort()) {

@@ -17,7 +17,7 @@ function loadModel(bytes, name) {
     classifier = new WebClassifier(bytes, name);
   } catch (e) {
     $("image").disabled = true;
-    status(`${name}: ${e.message ?? e}`, true);
+    status(String(e.message ?? e), true); // the message names the file
     document.body.dataset.state = "error";
     return;
   }
@@ -40,7 +40,7 @@ async function classify(file) {
     status(`${file.name}: ${(performance.now() - started).toFixed(1)} ms`);
   } catch (e) {
     result = { path: file.name, ok: false, error: String(e.message ?? e) };
-    status(`${file.name}: ${result.error}`, true);
+    status(result.error, true); // the message names the file
   }
   $("top").replaceChildren(...(result.top ?? []).map((t) => {
     const row = document.createElement("tr");
