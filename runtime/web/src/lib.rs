@@ -10,6 +10,8 @@
 //! const result = JSON.parse(classifier.classify(imageBytes, "cat.png", 3));
 //! ```
 
+use runtime::batch::FileOutcome;
+use runtime::output::{row, Format, RowContext};
 use runtime::{Classifier, EngineChoice};
 use wasm_bindgen::prelude::*;
 
@@ -18,6 +20,8 @@ use wasm_bindgen::prelude::*;
 pub struct WebClassifier {
     inner: Classifier,
     name: String,
+    /// What every result row shares: class names, engine, provider.
+    rows: RowContext,
 }
 
 #[wasm_bindgen]
@@ -28,10 +32,17 @@ impl WebClassifier {
         let inner = Classifier::builder()
             .engine(EngineChoice::Tract)
             .build_from_bytes(model, name)
-            .map_err(js_error)?;
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let rows = RowContext {
+            classes: inner.info().classes.clone().unwrap_or_default(),
+            top_k: 1,
+            engine: inner.engine_name().to_string(),
+            provider: inner.provider(),
+        };
         Ok(Self {
             inner,
             name: name.to_owned(),
+            rows,
         })
     }
 
@@ -49,32 +60,18 @@ impl WebClassifier {
     }
 
     /// Decodes one image file's bytes (PNG, JPEG, BMP, GIF, WebP), resizes it as the native
-    /// runtime does and classifies it. Returns JSON in the shape of one line of the CLI's
-    /// `classify --format jsonl`: `{"path", "ok", "top": [{"class", "label", "probability"}]}`.
-    pub fn classify(&mut self, image: &[u8], name: &str, top_k: usize) -> Result<String, JsError> {
-        let prediction = self.inner.classify_bytes(image, name).map_err(js_error)?;
-        let classes = self.inner.info().classes.clone().unwrap_or_default();
-        let top: Vec<_> = prediction
-            .top_k(top_k)
-            .into_iter()
-            .map(|(class, probability)| {
-                let label = classes
-                    .get(class)
-                    .cloned()
-                    .unwrap_or_else(|| class.to_string());
-                serde_json::json!({"class": class, "label": label, "probability": probability})
-            })
-            .collect();
-        Ok(serde_json::json!({
-            "path": name,
-            "ok": true,
-            "engine": self.inner.engine_name(),
-            "top": top,
-        })
-        .to_string())
+    /// runtime does and classifies it. Returns the CLI's `classify --format jsonl` line for it:
+    /// `{"path", "ok": true, "top": [{"class", "label", "probability"}], ...}`, or
+    /// `{"path", "ok": false, "error"}` for a file that cannot be classified.
+    pub fn classify(&mut self, image: &[u8], name: &str, top_k: usize) -> String {
+        let outcome = FileOutcome {
+            path: name.into(),
+            result: self
+                .inner
+                .classify_bytes(image, name)
+                .map_err(|e| e.to_string()),
+        };
+        self.rows.top_k = top_k;
+        row(Format::Jsonl, &outcome, &self.rows)
     }
-}
-
-fn js_error(e: runtime::Error) -> JsError {
-    JsError::new(&e.to_string())
 }

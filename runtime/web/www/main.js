@@ -33,13 +33,11 @@ async function classify(file) {
   const bytes = new Uint8Array(await file.arrayBuffer());
   $("preview").src = URL.createObjectURL(file);
   $("preview").style.display = "block";
-  let result;
-  try {
-    const started = performance.now();
-    result = JSON.parse(classifier.classify(bytes, file.name, 5));
+  const started = performance.now();
+  const result = JSON.parse(classifier.classify(bytes, file.name, 5));
+  if (result.ok) {
     status(`${file.name}: ${(performance.now() - started).toFixed(1)} ms`);
-  } catch (e) {
-    result = { path: file.name, ok: false, error: String(e.message ?? e) };
+  } else {
     status(result.error, true); // the message names the file
   }
   $("top").replaceChildren(...(result.top ?? []).map((t) => {
