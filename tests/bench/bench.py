@@ -3,7 +3,8 @@
 Started by `tests/bench/run.sh`, which builds the Rust binaries and the Python virtualenv first.
 Each measurement runs in its own process, ours and the peer's interleaved (A B, then B A, ...),
 and the table shows the median over the repeats with the ratio ours / peer, and each process's
-peak resident memory.
+peak resident memory. Where two rows compare against the same runs (ort against Python and against
+tract), those runs are shared, interleaved with both.
 """
 import argparse
 import datetime
@@ -81,7 +82,10 @@ class Table:
     def __init__(self):
         self.rows = []
 
-    def add(self, what, unit, ours_name, ours, peer_name, peer, ours_rss, peer_rss, higher_is_better=True):
+    def add(self, what, unit, key, ours_name, ours_runs, peer_name, peer_runs, higher_is_better=True):
+        """One row: the medians of `key` over each side's runs, their ratio, and the median RSS."""
+        ours, peer = median_of(ours_runs, key), median_of(peer_runs, key)
+        ours_rss, peer_rss = median_of(ours_runs, "rss"), median_of(peer_runs, "rss")
         ratio = ours / peer if higher_is_better else peer / ours
         self.rows.append((what, ours_name, f"{ours:,.1f} {unit}", peer_name, f"{peer:,.1f} {unit}",
                           f"{ratio:.2f}x", f"{ours_rss:,.0f} / {peer_rss:,.0f}"))
@@ -97,17 +101,15 @@ def median_of(samples, key):
     return statistics.median(s[key] for s in samples)
 
 
-def pairs(repeats, a, b):
-    """Runs a() and b() `repeats` times each, interleaved, alternating which goes first."""
-    ra, rb = [], []
+def interleave(repeats, *runs):
+    """Calls each of `runs` `repeats` times, interleaved (A B C, then B C A, ...); returns the
+    results of each, in the order given."""
+    results = [[] for _ in runs]
     for i in range(repeats):
-        if i % 2 == 0:
-            ra.append(a())
-            rb.append(b())
-        else:
-            rb.append(b())
-            ra.append(a())
-    return ra, rb
+        for j in range(len(runs)):
+            k = (i + j) % len(runs)
+            results[k].append(runs[k]())
+    return results
 
 
 def main():
@@ -136,20 +138,20 @@ def main():
         epochs = str(size["epochs"])
 
         def burn_cnn():
-            _, wall, rss = timed([trainer, "train", *common, "--epochs", epochs, "--train-limit",
+            _, _, rss = timed([trainer, "train", *common, "--epochs", epochs, "--train-limit",
                                   str(size["cnn_train"]), "--name", "cnn"])
             h = json.load(open(os.path.join(models, "cnn.history.json")))
-            return {"ips": h["epochs"][-1]["images_per_second"], "acc": h["epochs"][-1]["val_accuracy"], "rss": rss}
+            return {"ips": h["epochs"][-1]["images_per_second"], "rss": rss}
 
         def keras_cnn():
             out, _, rss = timed([*PEERS, "train-cnn", cifar, "--epochs", epochs, "--train-limit",
                                  str(size["cnn_train"]), "--test-limit", str(size["test"])])
             r = last_json(out)
-            return {"ips": r["images_per_second"], "acc": r["test_accuracy"], "rss": rss}
+            return {"ips": r["images_per_second"], "rss": rss}
 
         def burn_vgg():
             shutil.rmtree(os.path.join(models, "cache"), ignore_errors=True)  # a first run: build the cache
-            _, wall, rss = timed([trainer, "train-vgg16", *common, "--vgg16", args.vgg16, "--vgg-epochs", epochs,
+            _, _, rss = timed([trainer, "train-vgg16", *common, "--vgg16", args.vgg16, "--vgg-epochs", epochs,
                                   "--train-limit", str(size["vgg_train"]), "--vgg-name", "vgg16"])
             h = json.load(open(os.path.join(models, "vgg16.history.json")))
             total = h["setup_seconds"] + sum(e["seconds"] for e in h["epochs"])
@@ -162,17 +164,14 @@ def main():
             return {"ips": r["images_per_second"], "total": sum(r["epoch_seconds"]), "rss": rss}
 
         if "train" in parts:
-            a, b = pairs(size["repeats"], burn_cnn, keras_cnn)
-            table.add(f"train CNN, epoch {epochs} of {size['cnn_train']} images, batch 100", "img/s",
-                      "Burn (flex CPU)", median_of(a, "ips"), "Keras (TF CPU)", median_of(b, "ips"),
-                      median_of(a, "rss"), median_of(b, "rss"))
-            a, b = pairs(size["repeats"], burn_vgg, keras_vgg)
-            table.add(f"train VGG16 head, epoch {epochs} of {size['vgg_train']} images", "img/s",
-                      "Burn, feature cache", median_of(a, "ips"), "Keras, recompute", median_of(b, "ips"),
-                      median_of(a, "rss"), median_of(b, "rss"))
-            table.add(f"train VGG16, {epochs} epochs in all (incl. building the cache)", "s",
-                      "Burn, feature cache", median_of(a, "total"), "Keras, recompute", median_of(b, "total"),
-                      median_of(a, "rss"), median_of(b, "rss"), higher_is_better=False)
+            a, b = interleave(size["repeats"], burn_cnn, keras_cnn)
+            table.add(f"train CNN, epoch {epochs} of {size['cnn_train']} images, batch 100", "img/s", "ips",
+                      "Burn (flex CPU)", a, "Keras (TF CPU)", b)
+            a, b = interleave(size["repeats"], burn_vgg, keras_vgg)
+            table.add(f"train VGG16 head, epoch {epochs} of {size['vgg_train']} images", "img/s", "ips",
+                      "Burn, feature cache", a, "Keras, recompute", b)
+            table.add(f"train VGG16, {epochs} epochs in all (incl. building the cache)", "s", "total",
+                      "Burn, feature cache", a, "Keras, recompute", b, higher_is_better=False)
         else:
             burn_cnn()
             burn_vgg()
@@ -191,12 +190,11 @@ def main():
                         out, _, rss = timed([*PEERS, "infer", model, "--batch", str(batch), "--runs", runs])
                         return {"ips": last_json(out)["images_per_second"], "rss": rss}
 
-                    a, b = pairs(size["repeats"], lambda: ours("ort"), python_ort)
-                    table.add(f"infer {name}, batch {batch}", "img/s", "runtime (ort)", median_of(a, "ips"),
-                              "onnxruntime Python", median_of(b, "ips"), median_of(a, "rss"), median_of(b, "rss"))
-                    t, o = pairs(size["repeats"], lambda: ours("tract"), lambda: ours("ort"))
-                    table.add(f"infer {name}, batch {batch}", "img/s", "runtime (tract)", median_of(t, "ips"),
-                              "runtime (ort)", median_of(o, "ips"), median_of(t, "rss"), median_of(o, "rss"))
+                    o, p, t = interleave(size["repeats"], lambda: ours("ort"), python_ort, lambda: ours("tract"))
+                    table.add(f"infer {name}, batch {batch}", "img/s", "ips", "runtime (ort)", o,
+                              "onnxruntime Python", p)
+                    table.add(f"infer {name}, batch {batch}", "img/s", "ips", "runtime (tract)", t,
+                              "runtime (ort)", o)
 
         if "classify" in parts:
             images = os.path.join(work, "images")
@@ -213,11 +211,10 @@ def main():
                                           "--output", os.path.join(work, "peer.csv")])
                     return {"fps": n / wall, "rss": rss}
 
-                for engine in ("ort", "tract"):
-                    a, b = pairs(size["repeats"], lambda: ours(engine), python_peer)
-                    table.add(f"classify a folder of {n} mixed images, {name}", "files/s", f"runtime classify ({engine})",
-                              median_of(a, "fps"), "PIL + onnxruntime", median_of(b, "fps"),
-                              median_of(a, "rss"), median_of(b, "rss"))
+                o, t, p = interleave(size["repeats"], lambda: ours("ort"), lambda: ours("tract"), python_peer)
+                for engine, runs in (("ort", o), ("tract", t)):
+                    table.add(f"classify a folder of {n} mixed images, {name}", "files/s", "fps",
+                              f"runtime classify ({engine})", runs, "PIL + onnxruntime", p)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

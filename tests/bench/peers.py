@@ -1,6 +1,6 @@
 """The Python peers of the benchmarks, written the way a user of each tool would write them.
 
-Each subcommand prints one JSON object: the measurement and the process's peak memory.
+Each subcommand prints one JSON object: the measurement (peak memory is measured from outside).
 
   peers.py infer MODEL.onnx --batch B --runs N          onnxruntime's Python API
   peers.py classify MODEL.onnx FOLDER --batch B         PIL + onnxruntime over a folder
@@ -10,15 +10,10 @@ Each subcommand prints one JSON object: the measurement and the process's peak m
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
 import numpy as np
-
-
-def peak_rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def bench_input(n):
@@ -107,27 +102,25 @@ def read_cifar(folder, split, limit):
     return images, data[:, 0].astype(np.int64)
 
 
-class EpochTimer:
+def epoch_timer():
     """A Keras callback recording each epoch's seconds (training only, no evaluation)."""
+    import keras
 
-    def __new__(cls):
-        import keras
+    class Timer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
 
-        class Timer(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.seconds = []
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
 
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self.start)
-
-        return Timer()
+    return Timer()
 
 
 def fit_report(model, x, y, xt, yt, args):
-    timer = EpochTimer()
+    timer = epoch_timer()
     model.fit(x, y, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[timer])
     accuracy = float(model.evaluate(xt, yt, batch_size=256, verbose=0)[1])
     last = timer.seconds[-1]
@@ -227,9 +220,7 @@ def main():
         s.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
     run = {"infer": infer, "classify": classify, "train-cnn": train_cnn, "train-vgg16": train_vgg16}
-    result = run[args.command](args)
-    result["peak_rss_mib"] = peak_rss_mib()
-    print(json.dumps(result))
+    print(json.dumps(run[args.command](args)))
 
 
 if __name__ == "__main__":

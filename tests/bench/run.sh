@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark command: ours against the tools users would pick instead, side by side.
 #
-#   bash tests/bench/run.sh            full sizes, median of 3 interleaved runs (~15 min on 2 cores)
+#   bash tests/bench/run.sh            full sizes, median of 3 interleaved runs (~20 min on 2 cores)
 #   bash tests/bench/run.sh --quick    tiny sizes, one run: checks that the command works
 #   bash tests/bench/run.sh --out FILE also write the table to FILE
 #
