@@ -86,8 +86,7 @@ impl Prediction {
 #[derive(Debug, Clone, Default)]
 pub struct ClassifierBuilder {
     engine: EngineChoice,
-    threads: Option<usize>,
-    no_spin: bool,
+    threads: engine::Threads,
     input_config: Option<InputConfig>,
     providers: Option<Vec<Provider>>,
 }
@@ -110,7 +109,7 @@ impl ClassifierBuilder {
 
     /// Threads an engine may use within one run (default: the engine's own choice).
     pub fn threads(mut self, threads: usize) -> Self {
-        self.threads = Some(threads);
+        self.threads.per_run = Some(threads);
         self
     }
 
@@ -118,7 +117,7 @@ impl ClassifierBuilder {
     /// lowest latency). Turn it off when other threads share the cores between runs, as image
     /// decoding does in [`batch::classify_files`].
     pub fn spin_wait(mut self, spin: bool) -> Self {
-        self.no_spin = !spin;
+        self.threads.spin = spin;
         self
     }
 
@@ -154,11 +153,7 @@ impl ClassifierBuilder {
             })?,
         };
         let providers = self.providers.as_deref().unwrap_or(Provider::DEFAULT);
-        let threads = engine::Threads {
-            per_run: self.threads,
-            spin: !self.no_spin,
-        };
-        let (engine, notes) = engine::load(self.engine, bytes, name, threads, providers)?;
+        let (engine, notes) = engine::load(self.engine, bytes, name, self.threads, providers)?;
         let fallback = (!notes.is_empty()).then(|| notes.join("\n"));
         Ok(Classifier {
             engine,
@@ -272,16 +267,8 @@ impl Classifier {
     /// Decodes, resizes and classifies one image file.
     pub fn classify_file(&mut self, path: impl AsRef<Path>) -> Result<Prediction> {
         let path = path.as_ref();
-        let planar = preprocess::load_planar(path, self.config.height, self.config.width).map_err(
-            |source| Error::Image {
-                path: path.to_path_buf(),
-                source,
-            },
-        )?;
-        let mut predictions = self.classify_planar(&planar)?;
-        predictions
-            .pop()
-            .ok_or_else(|| Error::Input("no prediction".into()))
+        let img = preprocess::decode_image(path);
+        self.classify_decoded(img, path)
     }
 
     /// Decodes, resizes and classifies one image held in memory (any format [`classify_file`]
@@ -289,8 +276,18 @@ impl Classifier {
     ///
     /// [`classify_file`]: Classifier::classify_file
     pub fn classify_bytes(&mut self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Prediction> {
-        let img = preprocess::decode_image_bytes(bytes).map_err(|source| Error::Image {
-            path: name.as_ref().to_path_buf(),
+        let img = preprocess::decode_image_bytes(bytes);
+        self.classify_decoded(img, name.as_ref())
+    }
+
+    /// Resizes and classifies one decoded image; `name` names it in errors.
+    fn classify_decoded(
+        &mut self,
+        img: Result<image::DynamicImage, preprocess::ImageError>,
+        name: &Path,
+    ) -> Result<Prediction> {
+        let img = img.map_err(|source| Error::Image {
+            path: name.to_path_buf(),
             source,
         })?;
         let planar = preprocess::fit_planar(&img, self.config.height, self.config.width);

@@ -97,6 +97,15 @@ pub(crate) struct Threads {
     pub spin: bool,
 }
 
+impl Default for Threads {
+    fn default() -> Self {
+        Threads {
+            per_run: None,
+            spin: true,
+        }
+    }
+}
+
 /// Loads the engine asked for, with ONNX Runtime on the first usable provider of `providers`.
 /// Also returns notes for the user: why ONNX Runtime (under `Auto`) or a provider was passed over.
 pub(crate) fn load(
