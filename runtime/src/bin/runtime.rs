@@ -379,7 +379,8 @@ fn bench(
     runs: usize,
     format: Format,
 ) -> anyhow::Result<()> {
-    let mut rows = Vec::new();
+    // (batch, median seconds of one run) per batch size.
+    let mut medians = Vec::new();
     for &batch in batches {
         let batch = batch.max(1);
         let shape = classifier.input_config().shape(batch);
@@ -394,35 +395,33 @@ fn bench(
             })
             .collect::<Result<_, _>>()?;
         seconds.sort_by(f64::total_cmp);
-        let median = seconds[seconds.len() / 2];
-        rows.push(serde_json::json!({
-            "engine": classifier.engine_name(),
-            "provider": classifier.provider(),
-            "batch": batch,
-            "runs": runs,
-            "median_seconds": median,
-            "images_per_second": batch as f64 / median,
-        }));
+        medians.push((batch, seconds[seconds.len() / 2]));
     }
+    let (engine, provider) = (classifier.engine_name(), classifier.provider());
     let peak_rss_mib = peak_rss_kib().map(|k| k as f64 / 1024.0);
     match format {
         Format::Jsonl => {
-            for mut r in rows {
-                r["peak_rss_mib"] = serde_json::json!(peak_rss_mib);
-                println!("{r}");
+            for (batch, median) in medians {
+                let row = serde_json::json!({
+                    "engine": engine,
+                    "provider": provider,
+                    "batch": batch,
+                    "runs": runs,
+                    "median_seconds": median,
+                    "images_per_second": batch as f64 / median,
+                    "peak_rss_mib": peak_rss_mib,
+                });
+                println!("{row}");
             }
         }
         _ => {
             println!("| engine | batch | median ms | images/s |");
             println!("|---|---|---|---|");
-            for r in &rows {
+            for (batch, median) in medians {
                 println!(
-                    "| {} ({}) | {} | {:.3} | {:.1} |",
-                    r["engine"].as_str().unwrap_or("?"),
-                    r["provider"].as_str().unwrap_or("?"),
-                    r["batch"],
-                    1e3 * r["median_seconds"].as_f64().unwrap_or(f64::NAN),
-                    r["images_per_second"].as_f64().unwrap_or(f64::NAN)
+                    "| {engine} ({provider}) | {batch} | {:.3} | {:.1} |",
+                    1e3 * median,
+                    batch as f64 / median
                 );
             }
             if let Some(mib) = peak_rss_mib {
