@@ -58,10 +58,11 @@ fn main() -> anyhow::Result<()> {
                 },
             )?;
             let splits = pipeline::load_data(&DataSource::Path(data), 32, (None, None))?;
+            let source = pipeline::vgg16_source(vgg16.as_deref())?;
             let run = |cache: bool| Vgg16Run {
                 name: "bench".into(),
                 models_dir: dir.path().join("models"),
-                source: pipeline::vgg16_source(vgg16.as_deref()).unwrap_or_default(),
+                source: source.clone(),
                 side: 32,
                 freeze: Freeze::Block4,
                 dropout: 0.5,
@@ -73,7 +74,6 @@ fn main() -> anyhow::Result<()> {
                 cache,
                 show_progress: false,
             };
-            pipeline::vgg16_source(vgg16.as_deref())?;
             let mut rows = Vec::new();
             for (label, cache) in [
                 ("recompute frozen blocks every batch", false),
