@@ -1,20 +1,31 @@
 //! The CLI says which engine ran and why, and reports bad models without panicking.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn runtime() -> Command {
     Command::new(env!("CARGO_BIN_EXE_runtime"))
 }
 
+/// The committed 3-class fixture model.
+fn tiny_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx")
+}
+
+/// An 8x8 PNG of one colour in `dir`.
+fn pixel_png(dir: &Path, rgb: [u8; 3]) -> PathBuf {
+    let image = dir.join("pixel.png");
+    image::RgbImage::from_pixel(8, 8, image::Rgb(rgb))
+        .save(&image)
+        .expect("writing a test image");
+    image
+}
+
 #[test]
 fn classify_without_onnxruntime_says_it_used_tract() {
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("pixel.png");
-    image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))
-        .save(&image)
-        .unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx");
+    let image = pixel_png(dir.path(), [200, 10, 10]);
+    let model = tiny_model();
     let out = runtime()
         .env("ORT_DYLIB_PATH", dir.path().join("missing.so"))
         .arg("classify")
@@ -76,7 +87,7 @@ fn classify_a_folder_of_odd_files_reports_each_and_writes_atomically() {
     #[cfg(unix)]
     std::os::unix::fs::symlink(&images, nested.join("loop")).unwrap();
 
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx");
+    let model = tiny_model();
     let out_file = dir.path().join("results.csv");
     let out = runtime()
         .args([
@@ -152,11 +163,8 @@ fn provider_flag_reports_the_provider_that_ran() {
             .unwrap_or_else(|e| panic!("ONNX Runtime missing ({why}) and fetch failed: {e}"));
     }
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("pixel.png");
-    image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 10]))
-        .save(&image)
-        .unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx");
+    let image = pixel_png(dir.path(), [10, 200, 10]);
+    let model = tiny_model();
     let run = |providers: &str| {
         runtime()
             .args(["classify", "--engine", "ort", "--provider", providers])
