@@ -2,7 +2,8 @@
 //!
 //! - [`data`]: the generated CIFAR-10 stand-in (readers are `runtime::data`).
 //! - [`model`]: the networks.
-//! - [`train`]: the training loop, history and summary; [`plot`]: the curves.
+//! - [`train`]: the training loop, history and summary; [`plot`]: the curves; [`progress`]: bars
+//!   on a terminal, lines in a log.
 //! - [`export`]: ONNX files from trained weights.
 //! - [`transfer`]: the VGG16 transfer model's training, with its frozen-feature cache.
 //! - [`pipeline`]: data, training, export and verification in one call.
@@ -13,6 +14,7 @@ pub mod export;
 pub mod model;
 pub mod pipeline;
 pub mod plot;
+pub mod progress;
 mod rng;
 pub mod train;
 pub mod transfer;

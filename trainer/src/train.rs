@@ -1,6 +1,7 @@
 //! The training loop: batches, optimiser steps, per-epoch evaluation, history and curves.
 
 use crate::model::cnn::{Cnn, CnnConfig};
+use crate::progress::Progress;
 use crate::rng::Rng;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -8,7 +9,6 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, RmsPropConfig, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use indicatif::{ProgressBar, ProgressStyle};
 use runtime::data::Dataset;
 use runtime::InputConfig;
 use serde::{Deserialize, Serialize};
@@ -249,58 +249,60 @@ where
     for epoch in 1..=config.epochs {
         let start = Instant::now();
         rng.shuffle(&mut order);
-        let bar = if fit.show_progress {
-            ProgressBar::new(steps as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        let mut progress = Progress::new(
+            fit.show_progress,
+            format!("epoch {epoch}/{}", config.epochs),
+            steps as u64,
+            "batches",
         );
-        bar.set_prefix(format!("{epoch}/{}", config.epochs));
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        // The running sums stay on the device: reading them every batch would make the host wait
+        // for the GPU each step. They are read when the progress shows them and once an epoch.
+        let zero = || Tensor::<B::InnerBackend, 1>::zeros([1], fit.device);
+        let (mut loss_sum, mut correct, mut seen) = (zero(), zero(), 0usize);
+        let read = |sum: &Tensor<B::InnerBackend, 1>, seen: usize| {
+            sum.clone().into_scalar().elem::<f64>() / seen.max(1) as f64
+        };
         for batch in order.chunks(config.batch_size) {
             let labels: Vec<i64> = batch
                 .iter()
                 .map(|&i| i64::from(fit.train_labels[i]))
                 .collect();
             let x = (fit.batch)(batch);
-            let y = Tensor::<B, 1, Int>::from_data(
-                TensorData::new(labels.clone(), [batch.len()]),
-                fit.device,
-            );
+            let y =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [batch.len()]), fit.device);
             let logits = model.logits(x);
-            let predicted: Vec<i64> = logits.clone().argmax(1).into_data().iter::<i64>().collect();
+            let hits = logits
+                .clone()
+                .inner()
+                .argmax(1)
+                .equal(y.clone().inner().reshape([batch.len(), 1]))
+                .float()
+                .sum();
             let loss = loss_fn.forward(logits, y);
-            let loss_value: f64 = loss.clone().into_scalar().elem();
+            loss_sum = loss_sum + loss.clone().inner().mul_scalar(batch.len() as f32);
+            correct = correct + hits;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(config.learning_rate, model, grads);
-            loss_sum += loss_value * batch.len() as f64;
-            correct += predicted
-                .iter()
-                .zip(&labels)
-                .filter(|(p, l)| p == l)
-                .count();
             seen += batch.len();
-            bar.inc(1);
-            bar.set_message(format!(
-                "loss {:.4} acc {:.1} %",
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64
-            ));
+            progress.advance(1, || {
+                format!(
+                    "loss {:.4} acc {:.1} %",
+                    read(&loss_sum, seen),
+                    100.0 * read(&correct, seen)
+                )
+            });
         }
-        bar.finish_and_clear();
+        progress.finish();
+        let (train_loss, train_accuracy) = (read(&loss_sum, seen), read(&correct, seen));
+        // Whatever is still queued on the device belongs to this epoch's time.
+        let _ = B::sync(fit.device);
         let train_seconds = start.elapsed().as_secs_f64();
         let logits = (fit.evaluate)(&model.valid());
         let (val_loss, val_accuracy) = loss_and_accuracy(&logits, fit.test_labels, fit.classes);
         let record = EpochRecord {
             epoch,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
+            train_loss,
+            train_accuracy,
             val_loss,
             val_accuracy,
             seconds: start.elapsed().as_secs_f64(),
