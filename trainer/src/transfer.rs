@@ -6,12 +6,12 @@
 
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Vgg16Config, Vgg16Transfer};
+use crate::progress::Progress;
 use crate::train::{self, Fit, History, TrainConfig, Trained};
 use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use indicatif::{ProgressBar, ProgressStyle};
 use runtime::data::Dataset;
 use runtime::InputConfig;
 use std::path::{Path, PathBuf};
@@ -109,65 +109,84 @@ pub enum CacheUse {
     Off,
 }
 
-/// The frozen part's output for every image of `set`: from the cache when it is current, else
-/// computed (and then written, replacing the split's stale cache files).
-#[allow(clippy::too_many_arguments)]
-fn frozen_features<B: Backend>(
-    model: &Vgg16Transfer<B>,
-    base: &Vgg16Base,
+/// The frozen part of one model, run over data sets into cached features.
+struct FrozenPass<'a, B: Backend> {
+    model: &'a Vgg16Transfer<B>,
+    base: &'a Vgg16Base,
+    /// How many convolutions are frozen.
     frozen: usize,
-    set: &Dataset,
-    input: &InputConfig,
-    cache: (&Path, &str),
-    split: &str,
+    /// What the frozen part gives per image: channels, height, width.
+    dims: [usize; 3],
+    input: &'a InputConfig,
+    /// The cache's folder and its files' prefix (the model's name).
+    cache: (&'a Path, &'a str),
     batch: usize,
-    device: &B::Device,
+    device: &'a B::Device,
     show_progress: bool,
-) -> anyhow::Result<(Vec<f32>, CacheUse)> {
-    let (dir, name) = cache;
-    let path = dir.join(format!(
-        "{name}-{split}-{}.features",
-        cache_key(base, frozen, set, input)
-    ));
-    let per_sample = {
-        let probe = train::images_of(set, &[0], input, device);
-        model.features_until(probe, frozen).shape().num_elements()
-    };
-    if let Some(values) = read_cache(&path, set.len(), per_sample) {
-        return Ok((values, CacheUse::Hit));
-    }
-    let bar = if show_progress {
-        ProgressBar::new(set.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "frozen features ({prefix}) [{bar:30}] {pos}/{len} ({elapsed} < {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(split.to_string());
-    let mut values = Vec::with_capacity(set.len() * per_sample);
-    let indices: Vec<usize> = (0..set.len()).collect();
-    for chunk in indices.chunks(batch.max(1)) {
-        let out = model.features_until(train::images_of(set, chunk, input, device), frozen);
-        values.extend(out.into_data().iter::<f32>());
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish_and_clear();
-    // Older caches of this split were made from other weights, images or preprocessing.
-    let prefix = format!("{name}-{split}-");
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for entry in std::fs::read_dir(dir)?.flatten() {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if file.starts_with(&prefix) && file.ends_with(".features") {
-            let _ = std::fs::remove_file(entry.path());
+}
+
+impl<B: Backend> FrozenPass<'_, B> {
+    /// The frozen part's output for every image of `set`: from the cache when it is current, else
+    /// computed (and then written, replacing the split's stale cache files).
+    fn features(&self, set: &Dataset, split: &str) -> anyhow::Result<(Vec<f32>, CacheUse)> {
+        let FrozenPass {
+            model,
+            base,
+            frozen,
+            dims,
+            input,
+            cache: (dir, name),
+            batch,
+            device,
+            show_progress,
+        } = *self;
+        let path = dir.join(format!(
+            "{name}-{split}-{}.features",
+            cache_key(base, frozen, set, input)
+        ));
+        let per_sample = dims.iter().product::<usize>();
+        if let Some(values) = read_cache(&path, set.len(), per_sample) {
+            return Ok((values, CacheUse::Hit));
         }
+        let start = Instant::now();
+        let mut progress = Progress::new(
+            show_progress,
+            format!("frozen features ({split})"),
+            set.len() as u64,
+            "images",
+        );
+        let mut values = Vec::with_capacity(set.len() * per_sample);
+        let indices: Vec<usize> = (0..set.len()).collect();
+        for chunk in indices.chunks(batch.max(1)) {
+            let out = model.features_until(train::images_of(set, chunk, input, device), frozen);
+            anyhow::ensure!(
+                out.dims()[1..] == dims,
+                "the frozen blocks give {:?} per image, not the {dims:?} the model expects",
+                &out.dims()[1..]
+            );
+            values.extend(out.into_data().iter::<f32>());
+            progress.advance(chunk.len() as u64, String::new);
+        }
+        progress.finish();
+        if show_progress {
+            eprintln!(
+                "frozen features ({split}): {} images in {:.1} s",
+                set.len(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+        // Older caches of this split were made from other weights, images or preprocessing.
+        let prefix = format!("{name}-{split}-");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.starts_with(&prefix) && file.ends_with(".features") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        write_cache(&path, &values, set.len())?;
+        Ok((values, CacheUse::Written))
     }
-    write_cache(&path, &values, set.len())?;
-    Ok((values, CacheUse::Written))
 }
 
 /// Rows `indices` of `values` (`per_sample` each) as a `[n, c, s, s]` tensor.
@@ -215,6 +234,11 @@ pub fn train_vgg16<B: AutodiffBackend>(
     let test = &test.resized(model_config.side);
     let input = model_config.input_config();
     let frozen = model_config.freeze.frozen_convs();
+    let (c, s) = (
+        model_config.freeze.feature_channels(),
+        model_config.freeze.feature_side(model_config.side),
+    );
+    let dims = [c, s, s];
     let _turn = train::take_turn();
     B::seed(device, config.seed);
     let model: Vgg16Transfer<B> = model_config.init(base, device);
@@ -222,32 +246,19 @@ pub fn train_vgg16<B: AutodiffBackend>(
     let features = match cache.dir.as_deref() {
         Some(dir) if frozen > 0 => {
             let inner = model.valid();
-            let eval = config.eval_batch_size;
-            let at = (dir, cache.name.as_str());
-            let tr = frozen_features(
-                &inner,
+            let pass = FrozenPass {
+                model: &inner,
                 base,
                 frozen,
-                train,
-                &input,
-                at,
-                "train",
-                eval,
+                dims,
+                input: &input,
+                cache: (dir, cache.name.as_str()),
+                batch: config.eval_batch_size,
                 device,
                 show_progress,
-            )?;
-            let te = frozen_features(
-                &inner,
-                base,
-                frozen,
-                test,
-                &input,
-                at,
-                "test",
-                eval,
-                device,
-                show_progress,
-            )?;
+            };
+            let tr = pass.features(train, "train")?;
+            let te = pass.features(test, "test")?;
             Some((tr, te))
         }
         _ => None,
@@ -267,11 +278,6 @@ pub fn train_vgg16<B: AutodiffBackend>(
         setup_seconds,
         epochs: Vec::new(),
     };
-    let (c, s) = (
-        model_config.freeze.feature_channels(),
-        model_config.freeze.feature_side(model_config.side),
-    );
-    let dims = [c, s, s];
     let eval_batch = config.eval_batch_size;
     let test_indices: Vec<usize> = (0..test.len()).collect();
     // With the cache, batches are rows of frozen features and the model starts after the frozen
