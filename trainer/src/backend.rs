@@ -1,5 +1,7 @@
 //! Which Burn backend trains: the `flex` CPU backend always, CUDA with the `cuda` feature.
 
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// The Burn CPU backend with autodiff.
@@ -46,6 +48,89 @@ pub enum Device {
     Cuda,
 }
 
+/// Where CUDA training keeps what it learns about the GPU between runs: the kernels NVRTC compiled
+/// and the autotune results (which kernel is fastest for each shape). Without them every process
+/// compiles its kernels again, and a new working directory tunes them again too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelCache {
+    /// A CubeCL settings file found from the working directory up decides: `cubecl.toml`, or
+    /// `burn.toml` with a `[cubecl]` table.
+    Settings(PathBuf),
+    /// This folder: the autotune results and their log (`autotune.log`), and the compiled
+    /// kernels in a subfolder per GPU model.
+    Dir(PathBuf),
+    /// No settings file and no home folder: CubeCL's defaults.
+    Defaults,
+}
+
+impl KernelCache {
+    /// What applies to a run from `cwd`, reading the environment through `var`: a settings
+    /// file, else `$XDG_CACHE_HOME/cifar-onnx/cubecl`, else `$HOME/.cache/cifar-onnx/cubecl`.
+    pub fn find(cwd: &Path, var: impl Fn(&str) -> Option<OsString>) -> Self {
+        // CubeCL's own search: in each folder from `cwd` up, its own file, then Burn's.
+        for dir in cwd.ancestors() {
+            for name in ["cubecl.toml", "CubeCL.toml"] {
+                if dir.join(name).is_file() {
+                    return KernelCache::Settings(dir.join(name));
+                }
+            }
+            for name in ["burn.toml", "Burn.toml"] {
+                let path = dir.join(name);
+                if std::fs::read_to_string(&path).is_ok_and(|text| has_cubecl_table(&text)) {
+                    return KernelCache::Settings(path);
+                }
+            }
+        }
+        let cache_home = var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|dir| dir.is_absolute())
+            .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".cache")));
+        cache_home.map_or(KernelCache::Defaults, |dir| {
+            KernelCache::Dir(dir.join("cifar-onnx").join("cubecl"))
+        })
+    }
+}
+
+impl std::fmt::Display for KernelCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KernelCache::Settings(file) => write!(f, "CubeCL settings from {}", file.display()),
+            KernelCache::Dir(dir) => {
+                write!(f, "kernels and autotune results kept in {}", dir.display())
+            }
+            KernelCache::Defaults => f.write_str("CubeCL's default caches"),
+        }
+    }
+}
+
+/// Whether a TOML text has a `[cubecl]` table (or a `[cubecl.*]` one).
+fn has_cubecl_table(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim_start();
+        line.starts_with("[cubecl]") || line.starts_with("[cubecl.")
+    })
+}
+
+/// A GPU's name as a folder name: `NVIDIA H200` becomes `NVIDIA-H200`.
+pub fn folder_name(gpu: &str) -> String {
+    let name: String = gpu
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "gpu".into()
+    } else {
+        name
+    }
+}
+
 /// Whether CUDA can train here: `Ok(device description)` or the reason it cannot. The answer is
 /// worked out once per process, by running a small kernel on device 0 in a thread of its own, so
 /// a missing driver, a missing NVRTC or a driver too old for the kernels is an answer, not a crash.
@@ -70,24 +155,57 @@ fn probe_cuda_once() -> Result<String, String> {
             .name("cuda-probe".into())
             .spawn(move || {
                 let outcome = std::panic::catch_unwind(|| {
+                    let gpu = gpu_name()?;
+                    let cache = configure_cubecl(&gpu);
                     let device = burn::backend::cuda::CudaDevice::default();
                     let x = Tensor::<burn::backend::Cuda, 1>::from_floats([1.0, 2.0, 3.0], &device);
                     let sum: f32 = x.sum().into_scalar().elem();
-                    (device, sum)
+                    Ok::<_, String>((format!("cuda:{} ({gpu}); {cache}", device.index), sum))
                 });
                 let _ = send.send(outcome.map_err(|p| panic_message(p.as_ref())));
             });
         match spawned {
             Err(e) => Err(format!("cannot start the CUDA probe: {e}")),
             Ok(_) => match receive.recv_timeout(std::time::Duration::from_secs(180)) {
-                Ok(Ok((device, 6.0))) => Ok(format!("cuda:{}", device.index)),
-                Ok(Ok((_, sum))) => Err(format!("a test kernel computed {sum} instead of 6")),
-                Ok(Err(why)) => Err(why),
+                Ok(Ok(Ok((description, 6.0)))) => Ok(description),
+                Ok(Ok(Ok((_, sum)))) => Err(format!("a test kernel computed {sum} instead of 6")),
+                Ok(Ok(Err(why)) | Err(why)) => Err(why),
                 Err(_) => Err("CUDA did not answer within 180 s".into()),
             },
         }
     });
     outcome.map_err(|why| panics.into_iter().next().unwrap_or(why))
+}
+
+/// The name of CUDA device 0, which Burn trains on; the driver is loaded here first.
+#[cfg(feature = "cuda")]
+fn gpu_name() -> Result<String, String> {
+    use cudarc::driver::result;
+    result::init().map_err(|e| format!("the CUDA driver did not start: {e:?}"))?;
+    let device = result::device::get(0).map_err(|e| format!("no CUDA device 0: {e:?}"))?;
+    result::device::get_name(device).map_err(|e| format!("CUDA device 0 has no name: {e:?}"))
+}
+
+/// Points CubeCL's caches at [`KernelCache::find`]'s folder, with the compiled kernels kept per
+/// GPU model (they are built for one architecture), unless a settings file decides. It must run
+/// before anything reads CubeCL's settings, so the probe runs it first.
+#[cfg(feature = "cuda")]
+fn configure_cubecl(gpu: &str) -> KernelCache {
+    use burn::cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let cache = KernelCache::find(&cwd, |name| std::env::var_os(name));
+    if let KernelCache::Dir(dir) = &cache {
+        // CUBECL_AUTOTUNE_LEVEL and the other CubeCL variables still apply.
+        let mut config = CubeClRuntimeConfig::default().override_from_env();
+        config.autotune.cache = CacheConfig::File(dir.clone());
+        config.compilation.cache = Some(CacheConfig::File(dir.join(folder_name(gpu))));
+        let log = &mut config.autotune.logger;
+        if log.file.is_none() && !log.stdout && !log.stderr {
+            log.file = Some(dir.join("autotune.log"));
+        }
+        CubeClRuntimeConfig::set(config);
+    }
+    cache
 }
 
 /// Runs `f`, collecting the messages of panics raised meanwhile on any thread (the first line of
@@ -134,10 +252,10 @@ pub fn resolve(choice: DeviceChoice) -> anyhow::Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
         DeviceChoice::Cuda => probe_cuda()
-            .map(|_| Device::Cuda)
+            .map(|description| cuda_notice(&description))
             .map_err(|why| anyhow::anyhow!("CUDA is not usable: {why}")),
         DeviceChoice::Auto => match probe_cuda() {
-            Ok(_) => Ok(Device::Cuda),
+            Ok(description) => Ok(cuda_notice(&description)),
             Err(why) => {
                 static NOTICE: std::sync::Once = std::sync::Once::new();
                 NOTICE.call_once(|| eprintln!("device: CPU (CUDA is not usable: {why})"));
@@ -145,6 +263,13 @@ pub fn resolve(choice: DeviceChoice) -> anyhow::Result<Device> {
             }
         },
     }
+}
+
+/// Says once on stderr which GPU trains and where its kernels are kept.
+fn cuda_notice(description: &str) -> Device {
+    static NOTICE: std::sync::Once = std::sync::Once::new();
+    NOTICE.call_once(|| eprintln!("device: {description}"));
+    Device::Cuda
 }
 
 /// Work generic over the training backend, run by [`dispatch`] on the one the user chose.

@@ -46,3 +46,59 @@ fn auto_falls_back_to_the_cpu_and_cuda_says_why_not() {
     );
     assert!(!dir.path().join("models/cnn.onnx").exists());
 }
+
+#[test]
+fn kernel_cache_follows_settings_files_then_the_cache_home() {
+    use backend::KernelCache;
+    use std::ffi::OsString;
+    use std::path::Path;
+
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("project");
+    let cwd = project.join("runs");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    };
+    let home = &[("HOME", "/home/u")];
+    let in_home = KernelCache::Dir(Path::new("/home/u/.cache/cifar-onnx/cubecl").into());
+
+    // No settings: XDG_CACHE_HOME when absolute, else HOME's .cache, else CubeCL's defaults.
+    assert_eq!(KernelCache::find(&cwd, env(home)), in_home);
+    assert_eq!(
+        KernelCache::find(&cwd, env(&[("XDG_CACHE_HOME", "/c"), ("HOME", "/home/u")])),
+        KernelCache::Dir(Path::new("/c/cifar-onnx/cubecl").into())
+    );
+    assert_eq!(
+        KernelCache::find(&cwd, env(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/home/u")])),
+        in_home
+    );
+    assert_eq!(KernelCache::find(&cwd, env(&[])), KernelCache::Defaults);
+
+    // A burn.toml without a [cubecl] table is Burn's business only.
+    std::fs::write(project.join("burn.toml"), "[fusion]\nlevel = 1\n").unwrap();
+    assert_eq!(KernelCache::find(&cwd, env(home)), in_home);
+    // CubeCL's files decide, the nearest folder first: its own file, then Burn's with the table.
+    std::fs::write(root.path().join("cubecl.toml"), "").unwrap();
+    assert_eq!(
+        KernelCache::find(&cwd, env(home)),
+        KernelCache::Settings(root.path().join("cubecl.toml"))
+    );
+    std::fs::write(
+        project.join("burn.toml"),
+        "[cubecl.autotune]\nlevel = \"minimal\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        KernelCache::find(&cwd, env(home)),
+        KernelCache::Settings(project.join("burn.toml"))
+    );
+
+    assert_eq!(backend::folder_name("NVIDIA H200"), "NVIDIA-H200");
+    assert_eq!(backend::folder_name("  "), "gpu");
+}
