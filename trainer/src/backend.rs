@@ -195,6 +195,11 @@ fn configure_cubecl(gpu: &str) -> KernelCache {
     let cwd = std::env::current_dir().unwrap_or_default();
     let cache = KernelCache::find(&cwd, |name| std::env::var_os(name));
     if let KernelCache::Dir(dir) = &cache {
+        // A folder that cannot be written (a read-only home) leaves CubeCL to its defaults.
+        let writable = std::fs::create_dir_all(dir).and_then(|()| tempfile::tempfile_in(dir));
+        if writable.is_err() {
+            return KernelCache::Defaults;
+        }
         // CUBECL_AUTOTUNE_LEVEL and the other CubeCL variables still apply.
         let mut config = CubeClRuntimeConfig::default().override_from_env();
         config.autotune.cache = CacheConfig::File(dir.clone());
@@ -203,7 +208,11 @@ fn configure_cubecl(gpu: &str) -> KernelCache {
         if log.file.is_none() && !log.stdout && !log.stderr {
             log.file = Some(dir.join("autotune.log"));
         }
-        CubeClRuntimeConfig::set(config);
+        // Settings already read by something else stay as they are.
+        let set = std::panic::catch_unwind(|| CubeClRuntimeConfig::set(config));
+        if set.is_err() {
+            return KernelCache::Defaults;
+        }
     }
     cache
 }
