@@ -1,6 +1,7 @@
 //! Device choice without a usable GPU: `auto` trains on the CPU, `cuda` is a clear error.
 
-use std::process::Command;
+mod common;
+
 use trainer::backend::{self, Device, DeviceChoice};
 
 #[test]
@@ -22,22 +23,7 @@ fn auto_falls_back_to_the_cpu_and_cuda_says_why_not() {
 
     // The CLI: a clear error, no panic, and no training started.
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args([
-            "train",
-            "--device",
-            "cuda",
-            "--standin-train",
-            "10",
-            "--standin-test",
-            "10",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--models")
-        .arg(dir.path().join("models"))
-        .output()
-        .unwrap();
+    let out = common::train_cli(dir.path(), (10, 10), &["--device", "cuda"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

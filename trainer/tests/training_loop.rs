@@ -1,6 +1,7 @@
 //! The training loop's own numbers: running loss and accuracy, and its progress in a log.
 
-use std::process::Command;
+mod common;
+
 use trainer::backend::{cpu_device, Cpu};
 use trainer::data::standin::{self, StandinConfig};
 use trainer::model::cnn::CnnConfig;
@@ -57,15 +58,7 @@ fn running_loss_and_accuracy_match_an_evaluation_of_the_same_model() {
 fn progress_in_a_log_is_lines() {
     // stderr is a pipe here, as in a log file: no bar, a line as each loop starts, a summary after.
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["train", "--device", "cpu", "--epochs", "2"])
-        .args(["--standin-train", "200", "--standin-test", "50"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--models")
-        .arg(dir.path().join("models"))
-        .output()
-        .unwrap();
+    let out = common::train_cli(dir.path(), (200, 50), &["--device", "cpu", "--epochs", "2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     for line in [
@@ -85,15 +78,11 @@ fn progress_in_a_log_is_lines() {
     // indicatif's bar would have drawn with carriage returns.
     assert!(!stderr.contains('\r'), "{stderr:?}");
 
-    let quiet = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["train", "--device", "cpu", "--epochs", "1", "--quiet"])
-        .args(["--standin-train", "200", "--standin-test", "50"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--models")
-        .arg(dir.path().join("models"))
-        .output()
-        .unwrap();
+    let quiet = common::train_cli(
+        dir.path(),
+        (200, 50),
+        &["--device", "cpu", "--epochs", "1", "--quiet"],
+    );
     let stderr = String::from_utf8_lossy(&quiet.stderr);
     assert!(quiet.status.success(), "{stderr}");
     assert!(!stderr.contains("epoch 1/1"), "{stderr}");
