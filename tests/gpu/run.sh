@@ -5,12 +5,8 @@
 #
 #   bash tests/gpu/run.sh [BIN_DIR]
 #
-# BIN_DIR (default .device) holds what is built elsewhere, xz-compressed:
-#   trainer.xz                   CUDARC_CUDA_VERSION=13000 cargo build -p trainer --features cuda
-#                                --bin trainer (CUDA 13.0 bindings for driver 580), stripped
-#   libonnxruntime.so.1.31.1.xz  what `runtime fetch-ort` unpacks (CPU build of ONNX Runtime)
-#   vgg16_bf16.onnx.xz           the public VGG16 with its weights rounded to bf16 (to fit what
-#                                can be carried; the rounded file is still a float32 ONNX file)
+# BIN_DIR (default .device) holds what `bash tests/gpu/pack.sh` builds and packs elsewhere: the
+# trainer with CUDA, ONNX Runtime's CPU library and the public VGG16 with bf16-rounded weights.
 # Logs and the table go to $OUT (default /tmp/gpu-check).
 set -uo pipefail
 BIN=${1:-.device}
@@ -21,9 +17,10 @@ unpack() {
     python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$1" "$2"
 }
 unpack "$BIN/trainer.xz" "$WORK/trainer" && chmod +x "$WORK/trainer"
-unpack "$BIN/libonnxruntime.so.1.31.1.xz" "$WORK/libonnxruntime.so.1.31.1"
+ORT_XZ=$(ls "$BIN"/libonnxruntime.so.*.xz | head -1)
+unpack "$ORT_XZ" "$WORK/$(basename "$ORT_XZ" .xz)"
 unpack "$BIN/vgg16_bf16.onnx.xz" "$WORK/vgg16_bf16.onnx"
-export ORT_DYLIB_PATH="$WORK/libonnxruntime.so.1.31.1"
+export ORT_DYLIB_PATH="$WORK/$(basename "$ORT_XZ" .xz)"
 # Burn's CUDA backend loads libcuda (the driver) and NVRTC (CUDA's run-time compiler) at run time.
 NVRTC=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt -name 'libnvrtc.so*' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="/usr/local/nvidia/lib64:${NVRTC:+$(dirname "$NVRTC"):}${LD_LIBRARY_PATH:-}"
@@ -49,24 +46,29 @@ step() {
 # warm machine: e.g. STEPS=warmup,torch first, then STEPS=cuda,compare.
 STEPS=${STEPS:-warmup,torch,cuda,compare}
 want() { [[ ",$STEPS," == *",$1,"* ]]; }
-# Burn compiles its CUDA kernels with NVRTC and autotunes them on first use. CubeCL keeps the
-# autotune results under target/ of the Cargo project around the working directory (this
-# checkout), so a later process on the same machine skips that part: the warm-up pays it once,
-# on a small set, for both models and the batch sizes the measured runs use.
+# Burn compiles its CUDA kernels with NVRTC and autotunes them on first use. The trainer keeps
+# both in ~/.cache/cifar-onnx/cubecl (it says where on its first line), so a later process on
+# the same machine skips that work: the warm-up pays it once, on a small set, for both models and
+# the batch sizes the measured runs use. Without --quiet, the logs get a line per loop and then one
+# every 30 s, which shows where the time goes.
 want warmup && step warmup timeout 300 "$T" pipeline --data "$DATA" --models "$WORK/warm" --device cuda \
     --epochs 1 --vgg-epochs 1 --train-limit 2000 --test-limit 500 --vgg16 "$WORK/vgg16_bf16.onnx" \
-    --name cnn-warm --vgg-name vgg16-warm --quiet
+    --name cnn-warm --vgg-name vgg16-warm
 want torch && step torch timeout 90 python3 tests/gpu/torch_cnn.py "$DATA" --epochs 1
 want cuda && step cuda timeout 260 "$T" pipeline --data "$DATA" --models "$WORK/models" --device cuda \
     --epochs 1 --vgg-epochs 1 --vgg16 "$WORK/vgg16_bf16.onnx" \
-    --name cnn-cuda --vgg-name vgg16-cuda --quiet
+    --name cnn-cuda --vgg-name vgg16-cuda
 # The same seed and data on both devices, for the CPU-vs-GPU accuracy difference: 10,000 images,
 # as a CPU epoch of all 50,000 does not fit the call (it did not finish in 170 s on 16 cores).
 if want compare; then
     for device in cuda cpu; do
         step "compare-$device" timeout 200 "$T" pipeline --data "$DATA" --models "$WORK/models" \
             --device "$device" --epochs 1 --train-limit 10000 --models-to-train cnn \
-            --name "cnn-10k-$device" --quiet
+            --name "cnn-10k-$device"
     done
 fi
+# What CubeCL tuned (one line per kernel and shape) and how large the kernel cache grew.
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cifar-onnx/cubecl
+cp "$CACHE/autotune.log" "$OUT/" 2>/dev/null
+du -sh "$CACHE"/* 2>/dev/null | tee "$OUT/kernel-cache.txt"
 python3 tests/gpu/table.py "$WORK/models" "$OUT/torch.log" | tee "$OUT/table.md"
