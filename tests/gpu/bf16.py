@@ -14,9 +14,12 @@ from onnx import numpy_helper
 
 
 def round_to_bf16(values):
-    bits = values.astype(np.float32).view(np.uint32)
+    values = values.astype(np.float32)
+    bits = values.view(np.uint32)
     rounded = bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
-    return (rounded & np.uint32(0xFFFF0000)).view(np.float32)
+    rounded = (rounded & np.uint32(0xFFFF0000)).view(np.float32)
+    # Rounding the bits would turn some NaNs into infinities or zeros: they stay NaN.
+    return np.where(np.isnan(values), values, rounded)
 
 
 def main():

@@ -23,13 +23,16 @@ xz -T0 -6 -f "$OUT/trainer"
 
 cargo build --quiet -p runtime --bin runtime
 ort=$("$CARGO_TARGET_DIR/debug/runtime" fetch-ort)
+rm -f "$OUT"/libonnxruntime.so.*.xz
 xz -T0 -6 -c "$ort" >"$OUT/$(basename "$ort").xz"
 
 # onnx and numpy at the versions the benchmarks pin.
-if [ ! -x "$venv/bin/python" ]; then
+wanted=$(grep -E '^(onnx|numpy)==' tests/bench/requirements.txt)
+if [ "$(cat "$venv/installed" 2>/dev/null)" != "$wanted" ]; then
+    rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        $(grep -E '^(onnx|numpy)==' tests/bench/requirements.txt)
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $wanted
+    echo "$wanted" >"$venv/installed"
 fi
 "$venv/bin/python" tests/gpu/bf16.py "$vgg16" "$OUT/vgg16_bf16.onnx"
 xz -T0 -6 -f "$OUT/vgg16_bf16.onnx"

@@ -17,7 +17,7 @@ unpack() {
     python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$1" "$2"
 }
 unpack "$BIN/trainer.xz" "$WORK/trainer" && chmod +x "$WORK/trainer"
-ORT_XZ=$(ls "$BIN"/libonnxruntime.so.*.xz | head -1)
+ORT_XZ=$(ls "$BIN"/libonnxruntime.so.*.xz | sort -V | tail -1)
 unpack "$ORT_XZ" "$WORK/$(basename "$ORT_XZ" .xz)"
 unpack "$BIN/vgg16_bf16.onnx.xz" "$WORK/vgg16_bf16.onnx"
 export ORT_DYLIB_PATH="$WORK/$(basename "$ORT_XZ" .xz)"
@@ -47,7 +47,7 @@ step() {
 STEPS=${STEPS:-warmup,torch,cuda,compare}
 want() { [[ ",$STEPS," == *",$1,"* ]]; }
 # Burn compiles its CUDA kernels with NVRTC and autotunes them on first use. The trainer keeps
-# both in ~/.cache/cifar-onnx/cubecl (it says where on its first line), so a later process on
+# both in ~/.cache/cifar-onnx/cubecl/<GPU> (it says where on its first line), so a later process on
 # the same machine skips that work: the warm-up pays it once, on a small set, for both models and
 # the batch sizes the measured runs use. Without --quiet, the logs get a line per loop and then one
 # every 30 s, which shows where the time goes.
@@ -67,8 +67,11 @@ if want compare; then
             --name "cnn-10k-$device"
     done
 fi
-# What CubeCL tuned (one line per kernel and shape) and how large the kernel cache grew.
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cifar-onnx/cubecl
-cp "$CACHE/autotune.log" "$OUT/" 2>/dev/null
-du -sh "$CACHE"/* 2>/dev/null | tee "$OUT/kernel-cache.txt"
+# What CubeCL tuned (one line per kernel and shape) and how large the kernel cache grew; the
+# trainer's folder, per GPU model (its first line on CUDA names it).
+if [[ "${XDG_CACHE_HOME:-}" == /* ]]; then CACHE=$XDG_CACHE_HOME; else CACHE=$HOME/.cache; fi
+for gpu in "$CACHE"/cifar-onnx/cubecl/*/; do
+    cp "$gpu/autotune.log" "$OUT/autotune-$(basename "$gpu").log" 2>/dev/null
+    du -sh "$gpu"
+done | tee "$OUT/kernel-cache.txt"
 python3 tests/gpu/table.py "$WORK/models" "$OUT/torch.log" | tee "$OUT/table.md"

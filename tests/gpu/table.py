@@ -52,9 +52,12 @@ def main():
               "CPU %+.2f points" % (100 * (acc["cnn-10k-cuda"] - acc["cnn-10k-cpu"])), end="")
         if all(os.path.exists(p) for p in pair):
             a, b = (top1(p) for p in pair)
-            same = sum(x == y for x, y in zip(a, b))
-            print("; the two models give the same top-1 on %d of %d test images (%.2f %%)"
-                  % (same, len(a), 100 * same / max(len(a), 1)))
+            if len(a) != len(b):
+                print("; their test sets differ (%d and %d images)" % (len(a), len(b)))
+            else:
+                same = sum(x == y for x, y in zip(a, b))
+                print("; the two models give the same top-1 on %d of %d test images (%.2f %%)"
+                      % (same, len(a), 100 * same / max(len(a), 1)))
         else:
             print()
 

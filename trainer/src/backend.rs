@@ -56,8 +56,9 @@ pub enum KernelCache {
     /// A CubeCL settings file found from the working directory up decides: `cubecl.toml`, or
     /// `burn.toml` with a `[cubecl]` table.
     Settings(PathBuf),
-    /// This folder: the autotune results and their log (`autotune.log`), and the compiled
-    /// kernels in a subfolder per GPU model.
+    /// This folder, with a subfolder per GPU model (compiled kernels and tuning results are
+    /// for one architecture): the compiled kernels, the autotune results and their log
+    /// (`autotune.log`).
     Dir(PathBuf),
     /// No settings file and no home folder: CubeCL's defaults.
     Defaults,
@@ -81,10 +82,9 @@ impl KernelCache {
                 }
             }
         }
-        let cache_home = var("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .filter(|dir| dir.is_absolute())
-            .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".cache")));
+        let absolute = |name| var(name).map(PathBuf::from).filter(|dir| dir.is_absolute());
+        let cache_home =
+            absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|home| home.join(".cache")));
         cache_home.map_or(KernelCache::Defaults, |dir| {
             KernelCache::Dir(dir.join("cifar-onnx").join("cubecl"))
         })
@@ -103,12 +103,11 @@ impl std::fmt::Display for KernelCache {
     }
 }
 
-/// Whether a TOML text has a `[cubecl]` table (or a `[cubecl.*]` one).
+/// Whether a TOML text has CubeCL settings (a `cubecl` table, in any of TOML's spellings). A text
+/// that is not TOML has none that CubeCL could read either.
 fn has_cubecl_table(text: &str) -> bool {
-    text.lines().any(|line| {
-        let line = line.trim_start();
-        line.starts_with("[cubecl]") || line.starts_with("[cubecl.")
-    })
+    text.parse::<toml::Table>()
+        .is_ok_and(|table| table.get("cubecl").is_some_and(toml::Value::is_table))
 }
 
 /// A GPU's name as a folder name: `NVIDIA H200` becomes `NVIDIA-H200`.
@@ -186,35 +185,34 @@ fn gpu_name() -> Result<String, String> {
     result::device::get_name(device).map_err(|e| format!("CUDA device 0 has no name: {e:?}"))
 }
 
-/// Points CubeCL's caches at [`KernelCache::find`]'s folder, with the compiled kernels kept per
-/// GPU model (they are built for one architecture), unless a settings file decides. It must run
-/// before anything reads CubeCL's settings, so the probe runs it first.
+/// Points CubeCL's caches at [`KernelCache::find`]'s folder, in a subfolder for this GPU model
+/// (CubeCL's keys for both name the device by its index only), unless a settings file decides.
+/// It must run before anything reads CubeCL's settings, so the probe runs it first.
 #[cfg(feature = "cuda")]
 fn configure_cubecl(gpu: &str) -> KernelCache {
     use burn::cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
     let cwd = std::env::current_dir().unwrap_or_default();
     let cache = KernelCache::find(&cwd, |name| std::env::var_os(name));
-    if let KernelCache::Dir(dir) = &cache {
-        // A folder that cannot be written (a read-only home) leaves CubeCL to its defaults.
-        let writable = std::fs::create_dir_all(dir).and_then(|()| tempfile::tempfile_in(dir));
-        if writable.is_err() {
-            return KernelCache::Defaults;
-        }
-        // CUBECL_AUTOTUNE_LEVEL and the other CubeCL variables still apply.
-        let mut config = CubeClRuntimeConfig::default().override_from_env();
-        config.autotune.cache = CacheConfig::File(dir.clone());
-        config.compilation.cache = Some(CacheConfig::File(dir.join(folder_name(gpu))));
-        let log = &mut config.autotune.logger;
-        if log.file.is_none() && !log.stdout && !log.stderr {
-            log.file = Some(dir.join("autotune.log"));
-        }
-        // Settings already read by something else stay as they are.
-        let set = std::panic::catch_unwind(|| CubeClRuntimeConfig::set(config));
-        if set.is_err() {
-            return KernelCache::Defaults;
-        }
+    let KernelCache::Dir(dir) = &cache else {
+        return cache;
+    };
+    let dir = dir.join(folder_name(gpu));
+    // A folder that cannot be written (a read-only home), or settings already read by something
+    // else, leave CubeCL to its defaults.
+    let writable = std::fs::create_dir_all(&dir).and_then(|()| tempfile::tempfile_in(&dir));
+    if writable.is_err() || CubeClRuntimeConfig::storage().lock().is_some() {
+        return KernelCache::Defaults;
     }
-    cache
+    // CUBECL_AUTOTUNE_LEVEL and the other CubeCL variables still apply.
+    let mut config = CubeClRuntimeConfig::default().override_from_env();
+    config.autotune.cache = CacheConfig::File(dir.clone());
+    config.compilation.cache = Some(CacheConfig::File(dir.clone()));
+    let log = &mut config.autotune.logger;
+    if log.file.is_none() && !log.stdout && !log.stderr {
+        log.file = Some(dir.join("autotune.log"));
+    }
+    CubeClRuntimeConfig::set(config);
+    KernelCache::Dir(dir)
 }
 
 /// Runs `f`, collecting the messages of panics raised meanwhile on any thread (the first line of

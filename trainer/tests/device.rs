@@ -65,6 +65,10 @@ fn kernel_cache_follows_settings_files_then_the_cache_home() {
         in_home
     );
     assert_eq!(KernelCache::find(&cwd, env(&[])), KernelCache::Defaults);
+    assert_eq!(
+        KernelCache::find(&cwd, env(&[("HOME", "relative")])),
+        KernelCache::Defaults
+    );
 
     // A burn.toml without a [cubecl] table is Burn's business only.
     std::fs::write(project.join("burn.toml"), "[fusion]\nlevel = 1\n").unwrap();
@@ -75,14 +79,24 @@ fn kernel_cache_follows_settings_files_then_the_cache_home() {
         KernelCache::find(&cwd, env(home)),
         KernelCache::Settings(root.path().join("cubecl.toml"))
     );
-    std::fs::write(
-        project.join("burn.toml"),
+    for settings in [
         "[cubecl.autotune]\nlevel = \"minimal\"\n",
-    )
-    .unwrap();
+        "[ cubecl ]\n",
+        "cubecl.autotune.level = \"minimal\"\n",
+        "cubecl = { autotune = { level = \"minimal\" } }\n",
+    ] {
+        std::fs::write(project.join("burn.toml"), settings).unwrap();
+        assert_eq!(
+            KernelCache::find(&cwd, env(home)),
+            KernelCache::Settings(project.join("burn.toml")),
+            "{settings}"
+        );
+    }
+    // A burn.toml that is not TOML is not taken for CubeCL settings.
+    std::fs::write(project.join("burn.toml"), "[cubecl\n").unwrap();
     assert_eq!(
         KernelCache::find(&cwd, env(home)),
-        KernelCache::Settings(project.join("burn.toml"))
+        KernelCache::Settings(root.path().join("cubecl.toml"))
     );
 
     assert_eq!(backend::folder_name("NVIDIA H200"), "NVIDIA-H200");
