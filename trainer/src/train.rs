@@ -204,7 +204,13 @@ pub fn take_turn() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Trains `model` with the optimiser the configuration names, appending each epoch to `history`.
-pub fn fit<B, M>(model: M, fit: &Fit<B, M::InnerModule>, history: &mut History) -> M
+/// Returns the trained model, ready for inference, and its test-set logits (the last epoch's
+/// evaluation; after no epoch at all, an evaluation of the untrained model).
+pub fn fit<B, M>(
+    model: M,
+    fit: &Fit<B, M::InnerModule>,
+    history: &mut History,
+) -> (M::InnerModule, Vec<f32>)
 where
     B: AutodiffBackend,
     M: AutodiffModule<B> + Logits<B>,
@@ -235,7 +241,7 @@ fn fit_with<B, M, O>(
     mut optim: O,
     fit: &Fit<B, M::InnerModule>,
     history: &mut History,
-) -> M
+) -> (M::InnerModule, Vec<f32>)
 where
     B: AutodiffBackend,
     M: AutodiffModule<B> + Logits<B>,
@@ -246,6 +252,7 @@ where
     let mut rng = Rng::new(config.seed);
     let mut order: Vec<usize> = (0..fit.train_labels.len()).collect();
     let steps = order.len().div_ceil(config.batch_size);
+    let mut test_logits = None;
     for epoch in 1..=config.epochs {
         let start = Instant::now();
         rng.shuffle(&mut order);
@@ -321,8 +328,11 @@ where
             );
         }
         history.epochs.push(record);
+        test_logits = Some(logits);
     }
-    model
+    let model = model.valid();
+    let test_logits = test_logits.unwrap_or_else(|| (fit.evaluate)(&model));
+    (model, test_logits)
 }
 
 /// Checks what every training run needs.
@@ -369,7 +379,7 @@ pub fn train_cnn<B: AutodiffBackend>(
     let input = InputConfig::unit_rgb(train.side);
     let batch = |indices: &[usize]| images_of::<B>(train, indices, &input, device);
     let evaluate = |m: &Cnn<B::InnerBackend>| predict(m, test, config.eval_batch_size, device);
-    let model = fit(
+    let (model, test_logits) = fit(
         model,
         &Fit {
             device,
@@ -383,8 +393,6 @@ pub fn train_cnn<B: AutodiffBackend>(
         },
         &mut history,
     );
-    let model = model.valid();
-    let test_logits = predict(&model, test, config.eval_batch_size, device);
     Ok(Trained {
         model,
         history,

@@ -318,8 +318,7 @@ pub fn train_vgg16<B: AutodiffBackend>(
         evaluate: &*evaluate,
         show_progress,
     };
-    let model = train::fit(model.starting_at(start), &fit, &mut history).valid();
-    let test_logits = evaluate(&model);
+    let (model, test_logits) = train::fit(model.starting_at(start), &fit, &mut history);
     Ok((
         Trained {
             model: model.starting_at(0),
