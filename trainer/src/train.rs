@@ -163,16 +163,25 @@ pub fn predict<B: Backend>(
     batch: usize,
     device: &B::Device,
 ) -> Vec<f32> {
-    let mut logits = Vec::with_capacity(set.len() * set.classes.len());
-    for chunk in set.pixels.chunks(batch.max(1) * set.image_len()) {
-        let out = model.forward(images_tensor::<B>(
-            chunk,
-            &InputConfig::unit_rgb(set.side),
-            device,
-        ));
-        logits.extend(out.into_data().iter::<f32>());
+    let input = InputConfig::unit_rgb(set.side);
+    in_batches(set.len(), batch, |chunk| {
+        model.forward(images_of::<B>(set, chunk, &input, device))
+    })
+}
+
+/// What `run` gives for the samples `0..len`, asked for in batches of `batch` indices, read back
+/// and concatenated in order.
+pub fn in_batches<B: Backend, const D: usize>(
+    len: usize,
+    batch: usize,
+    mut run: impl FnMut(&[usize]) -> Tensor<B, D>,
+) -> Vec<f32> {
+    let indices: Vec<usize> = (0..len).collect();
+    let mut values = Vec::new();
+    for chunk in indices.chunks(batch.max(1)) {
+        values.extend(run(chunk).into_data().iter::<f32>());
     }
-    logits
+    values
 }
 
 /// Mean cross-entropy and accuracy of `logits` against `labels`.

@@ -279,7 +279,6 @@ pub fn train_vgg16<B: AutodiffBackend>(
         epochs: Vec::new(),
     };
     let eval_batch = config.eval_batch_size;
-    let test_indices: Vec<usize> = (0..test.len()).collect();
     // With the cache, batches are rows of frozen features and the model starts after the frozen
     // blocks; without it, batches are images through the whole network.
     type Batch<'a, B> = Box<dyn Fn(&[usize]) -> Tensor<B, 4> + 'a>;
@@ -292,12 +291,9 @@ pub fn train_vgg16<B: AutodiffBackend>(
                     rows_of::<B>(train_values, dims, indices, device)
                 }),
                 Box::new(move |m: &Vgg16Transfer<B::InnerBackend>| {
-                    let mut logits = Vec::with_capacity(test.len() * test.classes.len());
-                    for chunk in test_indices.chunks(eval_batch) {
-                        let x = rows_of::<B::InnerBackend>(test_values, dims, chunk, device);
-                        logits.extend(m.forward_from(x, frozen).into_data().iter::<f32>());
-                    }
-                    logits
+                    train::in_batches(test.len(), eval_batch, |chunk| {
+                        m.forward_from(rows_of(test_values, dims, chunk, device), frozen)
+                    })
                 }),
             ),
             None => (
@@ -337,11 +333,7 @@ pub fn predict<B: Backend>(
     batch: usize,
     device: &B::Device,
 ) -> Vec<f32> {
-    let indices: Vec<usize> = (0..set.len()).collect();
-    let mut logits = Vec::with_capacity(set.len() * set.classes.len());
-    for chunk in indices.chunks(batch.max(1)) {
-        let out = model.forward(train::images_of(set, chunk, input, device));
-        logits.extend(out.into_data().iter::<f32>());
-    }
-    logits
+    train::in_batches(set.len(), batch, |chunk| {
+        model.forward(train::images_of(set, chunk, input, device))
+    })
 }
