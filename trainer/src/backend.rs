@@ -1,8 +1,26 @@
 //! Which Burn backend trains: the `flex` CPU backend always, CUDA with the `cuda` feature.
 
+use crate::conv::ConvBackend;
+use crate::dropout::MaskBackend;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+/// What training needs of a backend: autodiff, with the project's convolution and dropout on it
+/// and on its inner backend (where evaluation and the frozen layers run).
+pub trait TrainBackend:
+    burn::tensor::backend::AutodiffBackend<InnerBackend: ConvBackend + MaskBackend>
+    + ConvBackend
+    + MaskBackend
+{
+}
+
+impl<B> TrainBackend for B
+where
+    B: burn::tensor::backend::AutodiffBackend + ConvBackend + MaskBackend,
+    B::InnerBackend: ConvBackend + MaskBackend,
+{
+}
 
 /// The Burn CPU backend with autodiff.
 pub type Cpu = burn::backend::Autodiff<burn::backend::Flex>;
@@ -283,11 +301,7 @@ fn cuda_notice(description: &str) -> Device {
 pub trait OnBackend {
     type Output;
     /// Runs on backend `B`'s `device`; `name` describes it for reports (`burn (cuda)`).
-    fn run<B: burn::tensor::backend::AutodiffBackend>(
-        &self,
-        device: &B::Device,
-        name: &str,
-    ) -> anyhow::Result<Self::Output>;
+    fn run<B: TrainBackend>(&self, device: &B::Device, name: &str) -> anyhow::Result<Self::Output>;
 }
 
 /// Runs `work` on the backend of `choice`. A CUDA failure during the work (out of memory, say)

@@ -1,6 +1,7 @@
 //! Trains the CIFAR-10 classifiers in Burn and exports them to ONNX.
 //!
 //! - [`data`]: the generated CIFAR-10 stand-in (readers are `runtime::data`).
+//! - [`conv`], [`dropout`]: the convolution and dropout the models train with (fast on the CPU).
 //! - [`model`]: the networks.
 //! - [`train`]: the training loop, history and summary; [`plot`]: the curves; [`progress`]: bars
 //!   on a terminal, lines in a log.
@@ -9,7 +10,9 @@
 //! - [`pipeline`]: data, training, export and verification in one call.
 
 pub mod backend;
+pub mod conv;
 pub mod data;
+pub mod dropout;
 pub mod export;
 pub mod model;
 pub mod pipeline;

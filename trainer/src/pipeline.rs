@@ -1,5 +1,6 @@
 //! The whole path in one call: data, training, export, reference predictions, verification.
 
+use crate::backend::TrainBackend;
 use crate::backend::{self, DeviceChoice, OnBackend};
 use crate::data::standin::{self, StandinConfig};
 use crate::export;
@@ -9,7 +10,6 @@ use crate::model::vgg16::transfer::{Freeze, Vgg16Config};
 use crate::train::{self, TrainConfig, Trained};
 use crate::transfer::{self, CacheOptions, CacheReport};
 use anyhow::{bail, Context};
-use burn::tensor::backend::AutodiffBackend;
 use runtime::data::{CifarSplit, Dataset};
 use runtime::verify::{ReferencePredictions, VerifyReport};
 use runtime::{EngineChoice, Provider};
@@ -131,7 +131,7 @@ pub fn train_and_export(run: &TrainRun, splits: &Splits) -> anyhow::Result<Artif
     struct Work<'a>(&'a TrainRun, &'a Splits, &'a CnnConfig);
     impl OnBackend for Work<'_> {
         type Output = Artifacts;
-        fn run<B: AutodiffBackend>(
+        fn run<B: TrainBackend>(
             &self,
             device: &B::Device,
             name: &str,
@@ -191,7 +191,7 @@ pub fn train_vgg16_and_export(
     struct Work<'a>(&'a Vgg16Run, &'a Splits, &'a Vgg16Base, &'a Vgg16Config);
     impl OnBackend for Work<'_> {
         type Output = (Artifacts, CacheReport);
-        fn run<B: AutodiffBackend>(
+        fn run<B: TrainBackend>(
             &self,
             device: &B::Device,
             name: &str,

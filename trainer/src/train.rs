@@ -1,5 +1,8 @@
 //! The training loop: batches, optimiser steps, per-epoch evaluation, history and curves.
 
+use crate::backend::TrainBackend;
+use crate::conv::ConvBackend;
+use crate::dropout::MaskBackend;
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::progress::Progress;
 use crate::rng::Rng;
@@ -107,7 +110,7 @@ pub trait Logits<B: Backend> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 2>;
 }
 
-impl<B: Backend> Logits<B> for Cnn<B> {
+impl<B: ConvBackend + MaskBackend> Logits<B> for Cnn<B> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward(x)
     }
@@ -157,7 +160,7 @@ pub fn images_of<B: Backend>(
 }
 
 /// Logits of `model` on every image of `set`, in batches.
-pub fn predict<B: Backend>(
+pub fn predict<B: ConvBackend + MaskBackend>(
     model: &Cnn<B>,
     set: &Dataset,
     batch: usize,
@@ -357,7 +360,7 @@ pub fn check_sets(train: &Dataset, test: &Dataset, config: &TrainConfig) -> anyh
 }
 
 /// Trains the CNN on `train`, evaluating on `test` after each epoch.
-pub fn train_cnn<B: AutodiffBackend>(
+pub fn train_cnn<B: TrainBackend>(
     device: &B::Device,
     device_name: &str,
     train: &Dataset,

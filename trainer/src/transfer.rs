@@ -4,6 +4,9 @@
 //! per image and kept in `<models>/cache/`, keyed by the frozen weights, the images and the
 //! preprocessing; every epoch then trains the rest from those features.
 
+use crate::backend::TrainBackend;
+use crate::conv::ConvBackend;
+use crate::dropout::MaskBackend;
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Vgg16Config, Vgg16Transfer};
 use crate::progress::Progress;
@@ -11,7 +14,6 @@ use crate::train::{self, Fit, History, TrainConfig, Trained};
 use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use runtime::data::Dataset;
 use runtime::InputConfig;
 use std::path::{Path, PathBuf};
@@ -125,7 +127,7 @@ struct FrozenPass<'a, B: Backend> {
     show_progress: bool,
 }
 
-impl<B: Backend> FrozenPass<'_, B> {
+impl<B: ConvBackend + MaskBackend> FrozenPass<'_, B> {
     /// The frozen part's output for every image of `set`: from the cache when it is current, else
     /// computed (and then written, replacing the split's stale cache files).
     fn features(&self, set: &Dataset, split: &str) -> anyhow::Result<(Vec<f32>, CacheUse)> {
@@ -217,7 +219,7 @@ pub struct CacheReport {
 
 /// Trains the VGG16 transfer model. `train` and `test` are resized to the model's side first.
 #[allow(clippy::too_many_arguments)]
-pub fn train_vgg16<B: AutodiffBackend>(
+pub fn train_vgg16<B: TrainBackend>(
     device: &B::Device,
     device_name: &str,
     base: &Vgg16Base,
@@ -326,7 +328,7 @@ pub fn train_vgg16<B: AutodiffBackend>(
 }
 
 /// Logits of `model` on every image of `set` (already at the model's side).
-pub fn predict<B: Backend>(
+pub fn predict<B: ConvBackend + MaskBackend>(
     model: &Vgg16Transfer<B>,
     set: &Dataset,
     input: &InputConfig,

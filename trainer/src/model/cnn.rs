@@ -1,5 +1,7 @@
 //! The seed CNN of the article: Conv32-Conv32-Pool-Conv64-Conv64-Pool, Dense512, Dense10.
 
+use crate::conv::{self, ConvBackend};
+use crate::dropout::{self, MaskBackend};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -84,22 +86,25 @@ pub struct Cnn<B: Backend> {
     relu: Relu,
 }
 
-impl<B: Backend> Cnn<B> {
+impl<B: ConvBackend + MaskBackend> Cnn<B> {
     /// `[N, 3, H, W]` images to `[N, classes]` logits.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = self.relu.forward(self.conv1.forward(x));
-        let x = self.relu.forward(self.conv2.forward(x));
-        let x = self.dropout_conv.forward(self.pool.forward(x));
-        let x = self.relu.forward(self.conv3.forward(x));
-        let x = self.relu.forward(self.conv4.forward(x));
-        let x = self.dropout_conv.forward(self.pool.forward(x));
+        let x = self.relu.forward(conv::forward(&self.conv1, x));
+        let x = self.relu.forward(conv::forward(&self.conv2, x));
+        let x = dropout::forward(&self.dropout_conv, self.pool.forward(x));
+        let x = self.relu.forward(conv::forward(&self.conv3, x));
+        let x = self.relu.forward(conv::forward(&self.conv4, x));
+        let x = dropout::forward(&self.dropout_conv, self.pool.forward(x));
         let x: Tensor<B, 2> = x.flatten(1, 3);
-        let x = self
-            .dropout_dense
-            .forward(self.relu.forward(self.dense1.forward(x)));
+        let x = dropout::forward(
+            &self.dropout_dense,
+            self.relu.forward(self.dense1.forward(x)),
+        );
         self.dense2.forward(x)
     }
+}
 
+impl<B: Backend> Cnn<B> {
     /// Keras-style summary rows: layer, output shape, parameters.
     pub fn summary(&self, config: &CnnConfig) -> Vec<(String, String, usize)> {
         let conv_params = |c: &Conv2d<B>| {

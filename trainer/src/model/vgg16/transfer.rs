@@ -3,6 +3,8 @@
 
 use super::features::{self, Vgg16Features, CONVS};
 use super::source::{SourceLayout, Vgg16Base};
+use crate::conv::ConvBackend;
+use crate::dropout::{self, MaskBackend};
 use crate::train::Logits;
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
@@ -185,7 +187,7 @@ pub struct Vgg16Transfer<B: Backend> {
     start: usize,
 }
 
-impl<B: Backend> Vgg16Transfer<B> {
+impl<B: ConvBackend + MaskBackend> Vgg16Transfer<B> {
     /// `[N, 3, H, W]` preprocessed images to `[N, classes]` logits.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward_from(x, 0)
@@ -196,7 +198,7 @@ impl<B: Backend> Vgg16Transfer<B> {
         let x = features::forward_range(&self.features, x, start, CONVS);
         let x: Tensor<B, 2> = x.flatten(1, 3);
         let x = burn::tensor::activation::sigmoid(self.dense1.forward(x));
-        self.dense2.forward(self.dropout.forward(x))
+        self.dense2.forward(dropout::forward(&self.dropout, x))
     }
 
     /// The activations after the first `to` convolutions (and their pools).
@@ -209,7 +211,9 @@ impl<B: Backend> Vgg16Transfer<B> {
         self.start = start;
         self
     }
+}
 
+impl<B: Backend> Vgg16Transfer<B> {
     /// Keras-style summary rows (layer, output shape, parameters) and the frozen parameter count.
     pub fn summary(&self, config: &Vgg16Config) -> (Vec<(String, String, usize)>, usize) {
         let mut rows = Vec::new();
@@ -271,7 +275,7 @@ impl<B: Backend> Vgg16Transfer<B> {
     }
 }
 
-impl<B: Backend> Logits<B> for Vgg16Transfer<B> {
+impl<B: ConvBackend + MaskBackend> Logits<B> for Vgg16Transfer<B> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward_from(x, self.start)
     }

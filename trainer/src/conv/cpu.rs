@@ -1,0 +1,641 @@
+//! 2-D convolution and both of its gradients on the CPU, as large matrix products.
+//!
+//! Everything is NCHW `f32`. Images are taken in groups of `g` (so that one product has at least
+//! [`TARGET_COLUMNS`] columns even when the maps are small, as in VGG16's block 5); a group's
+//! receptive fields are unfolded into a `K x g*HW` matrix (`K = C_in * kh * kw`, im2col) that
+//! stays in cache, and then:
+//! - forward: `Y = W · col` (`C_out x K` times `K x g*HW`), plus the bias;
+//! - weight gradient: `dW += dY · colᵀ`, one product per group;
+//! - input gradient: `dcol = Wᵀ · dY`, folded back onto the input (col2im);
+//! - bias gradient: the sum of `dY` over images and positions.
+//!
+//! Groups run in parallel on rayon's pool. The weight and bias gradients are summed per fixed
+//! range of groups and then in range order, so the result does not depend on the thread count
+//! or on scheduling: the same inputs give the same bits.
+
+use super::gemm::{matmul, Mat, MatMut, Threads};
+use rayon::prelude::*;
+
+/// Columns a product should have at least; smaller maps are taken several images at a time.
+const TARGET_COLUMNS: usize = 256;
+/// At most this many partial weight gradients are kept (and summed in order).
+const MAX_PARTIALS: usize = 16;
+/// ... and at most this many bytes of them.
+const PARTIAL_BYTES: usize = 64 << 20;
+
+/// The shape of one convolution: sizes, stride, padding (which may differ on each side) and
+/// dilation. One group of channels (`groups == 1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// Input height and width.
+    pub input: [usize; 2],
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// Padding before (top, left); the output size already accounts for the padding after.
+    pub pad: [usize; 2],
+    /// Output height and width.
+    pub output: [usize; 2],
+}
+
+impl Geometry {
+    /// The geometry of a convolution with padding `pad_begin` before and `pad_end` after each
+    /// axis, or `None` when the kernel does not fit or a size is zero.
+    pub fn new(
+        x: [usize; 4],
+        weight: [usize; 4],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        pad_begin: [usize; 2],
+        pad_end: [usize; 2],
+    ) -> Option<Self> {
+        let [batch, in_channels, h, w] = x;
+        let [out_channels, w_in, kh, kw] = weight;
+        if w_in != in_channels
+            || [batch, in_channels, out_channels, h, w, kh, kw].contains(&0)
+            || stride.contains(&0)
+            || dilation.contains(&0)
+        {
+            return None;
+        }
+        let out = |axis: usize, size: usize, k: usize| -> Option<usize> {
+            let span = dilation[axis].checked_mul(k - 1)? + 1;
+            let padded = size + pad_begin[axis] + pad_end[axis];
+            padded.checked_sub(span).map(|room| room / stride[axis] + 1)
+        };
+        Some(Geometry {
+            batch,
+            in_channels,
+            out_channels,
+            input: [h, w],
+            kernel: [kh, kw],
+            stride,
+            dilation,
+            pad: pad_begin,
+            output: [out(0, h, kh)?, out(1, w, kw)?],
+        })
+    }
+
+    fn in_plane(&self) -> usize {
+        self.input[0] * self.input[1]
+    }
+
+    fn out_plane(&self) -> usize {
+        self.output[0] * self.output[1]
+    }
+
+    /// Rows of the unfolded matrix: one per input channel and kernel tap.
+    fn taps(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_channels * self.in_plane()
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.out_channels * self.taps()
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_channels * self.out_plane()
+    }
+
+    /// Images per group.
+    fn group(&self) -> usize {
+        TARGET_COLUMNS
+            .div_ceil(self.out_plane())
+            .clamp(1, self.batch)
+    }
+
+    /// For output index `o` along `axis` and kernel tap `t`, the input index, if inside.
+    fn source(&self, axis: usize, o: usize, t: usize) -> Option<usize> {
+        (o * self.stride[axis] + t * self.dilation[axis])
+            .checked_sub(self.pad[axis])
+            .filter(|&i| i < self.input[axis])
+    }
+
+    /// The output indices along `axis` whose input index for tap `t` is inside: `lo..hi`.
+    fn inside(&self, axis: usize, t: usize) -> (usize, usize) {
+        let n = self.output[axis];
+        let lo = (0..n).find(|&o| self.source(axis, o, t).is_some());
+        match lo {
+            None => (0, 0),
+            Some(lo) => {
+                let hi = (lo..n)
+                    .find(|&o| self.source(axis, o, t).is_none())
+                    .unwrap_or(n);
+                (lo, hi)
+            }
+        }
+    }
+}
+
+/// Unfolds one image (`C x H x W`) into columns `first..first + HW` of `col` (rows `ld` apart).
+fn im2col(geo: &Geometry, image: &[f32], col: &mut [f32], ld: usize, first: usize) {
+    let [oh, ow] = geo.output;
+    let [kh, kw] = geo.kernel;
+    let plane = geo.in_plane();
+    let width = geo.input[1];
+    let stride = geo.stride[1];
+    let spans: Vec<(usize, usize)> = (0..kw).map(|tx| geo.inside(1, tx)).collect();
+    for c in 0..geo.in_channels {
+        let channel = &image[c * plane..(c + 1) * plane];
+        for ty in 0..kh {
+            for (tx, &(lo, hi)) in spans.iter().enumerate() {
+                let row = (c * kh + ty) * kw + tx;
+                let dst = &mut col[row * ld + first..row * ld + first + oh * ow];
+                for (y, out) in dst.chunks_exact_mut(ow).enumerate() {
+                    let Some(iy) = geo.source(0, y, ty) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    if lo < hi {
+                        let ix = lo * stride + tx * geo.dilation[1] - geo.pad[1];
+                        let src = &channel[iy * width..(iy + 1) * width];
+                        if stride == 1 {
+                            out[lo..hi].copy_from_slice(&src[ix..ix + hi - lo]);
+                        } else {
+                            for (o, v) in
+                                out[lo..hi].iter_mut().zip(src[ix..].iter().step_by(stride))
+                            {
+                                *o = *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds columns `first..first + HW` of `col` back onto one image's gradient (the transpose of
+/// [`im2col`]).
+fn col2im(geo: &Geometry, col: &[f32], ld: usize, first: usize, image: &mut [f32]) {
+    let [oh, ow] = geo.output;
+    let [kh, kw] = geo.kernel;
+    let plane = geo.in_plane();
+    let width = geo.input[1];
+    let stride = geo.stride[1];
+    let spans: Vec<(usize, usize)> = (0..kw).map(|tx| geo.inside(1, tx)).collect();
+    for c in 0..geo.in_channels {
+        let channel = &mut image[c * plane..(c + 1) * plane];
+        for ty in 0..kh {
+            for (tx, &(lo, hi)) in spans.iter().enumerate() {
+                let row = (c * kh + ty) * kw + tx;
+                let src = &col[row * ld + first..row * ld + first + oh * ow];
+                if lo >= hi {
+                    continue;
+                }
+                for (y, values) in src.chunks_exact(ow).enumerate() {
+                    let Some(iy) = geo.source(0, y, ty) else {
+                        continue;
+                    };
+                    let ix = lo * stride + tx * geo.dilation[1] - geo.pad[1];
+                    let dst = &mut channel[iy * width..(iy + 1) * width];
+                    if stride == 1 {
+                        for (d, v) in dst[ix..ix + hi - lo].iter_mut().zip(&values[lo..hi]) {
+                            *d += *v;
+                        }
+                    } else {
+                        for (d, v) in dst[ix..].iter_mut().step_by(stride).zip(&values[lo..hi]) {
+                            *d += *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's working memory (unfolded images, products), kept between calls.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` floats of this thread's working memory (contents unspecified: `f` writes
+/// before it reads).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            f(&mut buffer[..len])
+        }
+        // Already in use further up this thread's stack (a nested call): a buffer of its own.
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
+/// The sum of `values` in a fixed order that vectorises: sixteen running sums, then theirs.
+fn sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let chunks = values.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
+}
+
+/// The groups of images, as index ranges.
+fn groups(geo: &Geometry) -> Vec<(usize, usize)> {
+    let g = geo.group();
+    (0..geo.batch)
+        .step_by(g)
+        .map(|start| (start, (start + g).min(geo.batch)))
+        .collect()
+}
+
+/// The forward pass of the images `first..end` into their outputs `out`.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn forward_group(
+    geo: &Geometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    (first, end): (usize, usize),
+    out: &mut [f32],
+    threads: Threads,
+) {
+    let (k, hw, co) = (geo.taps(), geo.out_plane(), geo.out_channels);
+    let image_in = geo.in_channels * geo.in_plane();
+    let image_out = co * hw;
+    let cols = (end - first) * hw;
+    with_scratch(k * cols + co * cols, |scratch| {
+        let (col, y) = scratch.split_at_mut(k * cols);
+        for (j, image) in (first..end).enumerate() {
+            im2col(
+                geo,
+                &x[image * image_in..(image + 1) * image_in],
+                col,
+                cols,
+                j * hw,
+            );
+        }
+        if end - first == 1 {
+            matmul(
+                MatMut::rows(out, co, hw),
+                false,
+                Mat::rows(weight, co, k),
+                Mat::rows(col, k, cols),
+                threads,
+            );
+        } else {
+            matmul(
+                MatMut::rows(y, co, cols),
+                false,
+                Mat::rows(weight, co, k),
+                Mat::rows(col, k, cols),
+                threads,
+            );
+            for (j, image) in out.chunks_exact_mut(image_out).enumerate() {
+                for (c, plane) in image.chunks_exact_mut(hw).enumerate() {
+                    plane.copy_from_slice(&y[c * cols + j * hw..c * cols + (j + 1) * hw]);
+                }
+            }
+        }
+        if let Some(bias) = bias {
+            for image in out.chunks_exact_mut(image_out) {
+                for (plane, b) in image.chunks_exact_mut(hw).zip(bias) {
+                    plane.iter_mut().for_each(|v| *v += b);
+                }
+            }
+        }
+    });
+}
+
+/// Forward pass: `x` is `N x C_in x H x W`, `weight` `C_out x C_in x kh x kw`; returns
+/// `N x C_out x OH x OW`.
+pub fn forward(geo: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    assert_eq!(x.len(), geo.input_len(), "conv2d: input size");
+    assert_eq!(weight.len(), geo.weight_len(), "conv2d: weight size");
+    let image_out = geo.out_channels * geo.out_plane();
+    let g = geo.group();
+    let mut out = vec![0.0f32; geo.output_len()];
+    let groups = groups(geo);
+    let threads = if groups.len() >= 4 {
+        Threads::One
+    } else {
+        Threads::All
+    };
+    let run = |range, out: &mut [f32]| forward_group(geo, x, weight, bias, range, out, threads);
+    match threads {
+        Threads::One => out
+            .par_chunks_mut(g * image_out)
+            .zip(groups)
+            .for_each(|(out, range)| run(range, out)),
+        Threads::All => {
+            for (out, range) in out.chunks_mut(g * image_out).zip(groups) {
+                run(range, out);
+            }
+        }
+    }
+    out
+}
+
+/// Which gradients to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub input: bool,
+    pub weight: bool,
+    pub bias: bool,
+}
+
+/// The gradients of a convolution, those that were asked for.
+#[derive(Debug, Default)]
+pub struct Gradients {
+    pub input: Option<Vec<f32>>,
+    pub weight: Option<Vec<f32>>,
+    pub bias: Option<Vec<f32>>,
+}
+
+/// The input gradients of a range of groups into `dx` (when wanted; the range's own images),
+/// and their weight and bias gradients added to `partial` (when wanted).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn backward_range(
+    geo: &Geometry,
+    x: &[f32],
+    weight: &[f32],
+    grad: &[f32],
+    wanted: Wanted,
+    range: &[(usize, usize)],
+    mut dx: Option<&mut [f32]>,
+    partial: Option<&mut [f32]>,
+    threads: Threads,
+) {
+    let (k, hw, co) = (geo.taps(), geo.out_plane(), geo.out_channels);
+    let image_in = geo.in_channels * geo.in_plane();
+    let image_out = co * hw;
+    let (mut dw, mut db) = match partial {
+        Some(p) => {
+            let (dw, db) = p.split_at_mut(geo.weight_len());
+            (Some(dw), Some(db))
+        }
+        None => (None, None),
+    };
+    let base = range.first().map_or(0, |r| r.0);
+    for &(first, end) in range {
+        let cols = (end - first) * hw;
+        with_scratch(2 * k * cols + co * cols, |scratch| {
+            let (col, rest) = scratch.split_at_mut(k * cols);
+            let (dcol, dy) = rest.split_at_mut(k * cols);
+            // The output gradient of the group as one `C_out x g*HW` matrix.
+            let dy: &[f32] = if end - first == 1 {
+                &grad[first * image_out..(first + 1) * image_out]
+            } else {
+                for (j, image) in (first..end).enumerate() {
+                    for c in 0..co {
+                        dy[c * cols + j * hw..c * cols + (j + 1) * hw].copy_from_slice(
+                            &grad[image * image_out + c * hw..image * image_out + (c + 1) * hw],
+                        );
+                    }
+                }
+                dy
+            };
+            if let (true, Some(db)) = (wanted.bias, db.as_deref_mut()) {
+                for (b, row) in db.iter_mut().zip(dy.chunks_exact(cols)) {
+                    *b += sum(row);
+                }
+            }
+            if let (true, Some(dw)) = (wanted.weight, dw.as_deref_mut()) {
+                for (j, image) in (first..end).enumerate() {
+                    im2col(
+                        geo,
+                        &x[image * image_in..(image + 1) * image_in],
+                        col,
+                        cols,
+                        j * hw,
+                    );
+                }
+                matmul(
+                    MatMut::rows(dw, co, k),
+                    true,
+                    Mat::rows(dy, co, cols),
+                    Mat::rows(col, k, cols).t(),
+                    threads,
+                );
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                matmul(
+                    MatMut::rows(dcol, k, cols),
+                    false,
+                    Mat::rows(weight, co, k).t(),
+                    Mat::rows(dy, co, cols),
+                    threads,
+                );
+                for (j, image) in (first..end).enumerate() {
+                    let local = image - base;
+                    col2im(
+                        geo,
+                        dcol,
+                        cols,
+                        j * hw,
+                        &mut dx[local * image_in..(local + 1) * image_in],
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// Backward pass: the gradients with respect to the input, the weight and the bias, given the
+/// forward inputs and `grad` (the gradient of the output, `N x C_out x OH x OW`).
+pub fn backward(
+    geo: &Geometry,
+    x: &[f32],
+    weight: &[f32],
+    grad: &[f32],
+    wanted: Wanted,
+) -> Gradients {
+    assert_eq!(x.len(), geo.input_len(), "conv2d backward: input size");
+    assert_eq!(
+        weight.len(),
+        geo.weight_len(),
+        "conv2d backward: weight size"
+    );
+    assert_eq!(
+        grad.len(),
+        geo.output_len(),
+        "conv2d backward: gradient size"
+    );
+    let image_in = geo.in_channels * geo.in_plane();
+    let co = geo.out_channels;
+    let g = geo.group();
+    let groups = groups(geo);
+    // Fixed ranges of groups, each with its own partial weight and bias gradients.
+    let partial_len = geo.weight_len() + co;
+    let ranges = groups
+        .len()
+        .min(MAX_PARTIALS)
+        .min((PARTIAL_BYTES / (4 * partial_len)).max(1));
+    let per_range = groups.len().div_ceil(ranges);
+    let threads = if groups.len() >= 4 {
+        Threads::One
+    } else {
+        Threads::All
+    };
+    let sums = wanted.weight || wanted.bias;
+    let mut dx = wanted.input.then(|| vec![0.0f32; geo.input_len()]);
+
+    let run = |range: &[(usize, usize)], dx: Option<&mut [f32]>, partial: Option<&mut [f32]>| {
+        backward_range(geo, x, weight, grad, wanted, range, dx, partial, threads);
+    };
+
+    let ranges: Vec<&[(usize, usize)]> = groups.chunks(per_range).collect();
+    let mut partials = vec![0.0f32; if sums { ranges.len() * partial_len } else { 0 }];
+    let mut dx_parts: Vec<Option<&mut [f32]>> = match dx.as_deref_mut() {
+        Some(dx) => dx.chunks_mut(per_range * g * image_in).map(Some).collect(),
+        None => Vec::new(),
+    };
+    dx_parts.resize_with(ranges.len(), || None);
+    let mut partial_parts: Vec<Option<&mut [f32]>> =
+        partials.chunks_mut(partial_len.max(1)).map(Some).collect();
+    partial_parts.resize_with(ranges.len(), || None);
+    let work = ranges.into_iter().zip(dx_parts).zip(partial_parts);
+    match threads {
+        Threads::One => work
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .for_each(|((range, dx), partial)| run(range, dx, partial)),
+        Threads::All => work.for_each(|((range, dx), partial)| run(range, dx, partial)),
+    }
+
+    let mut total = vec![0.0f32; partial_len];
+    for partial in partials.chunks_exact(partial_len) {
+        total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+    }
+    let db = total.split_off(geo.weight_len());
+    Gradients {
+        input: dx,
+        weight: wanted.weight.then_some(total),
+        bias: wanted.bias.then_some(db),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) as f32 / u32::MAX as f32 - 0.5)
+            .collect()
+    }
+
+    /// A direct six-loop convolution, the definition itself.
+    fn naive_forward(geo: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let [oh, ow] = geo.output;
+        let [kh, kw] = geo.kernel;
+        let [h, wd] = geo.input;
+        let mut out = vec![0.0; geo.output_len()];
+        for n in 0..geo.batch {
+            for o in 0..geo.out_channels {
+                for y in 0..oh {
+                    for xo in 0..ow {
+                        let mut sum = 0.0;
+                        for c in 0..geo.in_channels {
+                            for ty in 0..kh {
+                                for tx in 0..kw {
+                                    let iy = (y * geo.stride[0] + ty * geo.dilation[0]) as isize
+                                        - geo.pad[0] as isize;
+                                    let ix = (xo * geo.stride[1] + tx * geo.dilation[1]) as isize
+                                        - geo.pad[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    let xi = ((n * geo.in_channels + c) * h + iy as usize) * wd
+                                        + ix as usize;
+                                    let wi = ((o * geo.in_channels + c) * kh + ty) * kw + tx;
+                                    sum += x[xi] * w[wi];
+                                }
+                            }
+                        }
+                        out[((n * geo.out_channels + o) * oh + y) * ow + xo] = sum;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for (x, w, stride, dilation, pad_begin, pad_end) in [
+            ([2, 3, 7, 6], [4, 3, 3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
+            ([3, 2, 9, 5], [5, 2, 3, 2], [2, 1], [1, 2], [0, 2], [1, 0]),
+            ([40, 3, 2, 2], [2, 3, 3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
+        ] {
+            let geo = Geometry::new(x, w, stride, dilation, pad_begin, pad_end).expect("geometry");
+            let xs = values(geo.input_len(), 1);
+            let ws = values(geo.weight_len(), 2);
+            let got = forward(&geo, &xs, &ws, None);
+            let want = naive_forward(&geo, &xs, &ws);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-5, "{geo:?}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_that_do_not_fit_have_no_geometry() {
+        assert!(
+            Geometry::new([1, 3, 2, 2], [4, 3, 3, 3], [1, 1], [1, 1], [0, 0], [0, 0]).is_none()
+        );
+        assert!(
+            Geometry::new([1, 3, 8, 8], [4, 2, 3, 3], [1, 1], [1, 1], [0, 0], [0, 0]).is_none()
+        );
+        assert!(
+            Geometry::new([1, 3, 8, 8], [4, 3, 3, 3], [0, 1], [1, 1], [0, 0], [0, 0]).is_none()
+        );
+        assert!(
+            Geometry::new([0, 3, 8, 8], [4, 3, 3, 3], [1, 1], [1, 1], [0, 0], [0, 0]).is_none()
+        );
+    }
+
+    /// Gradients summed over many groups are the same bits on one thread and on several.
+    #[test]
+    fn gradients_do_not_depend_on_the_thread_count() {
+        let geo = Geometry::new(
+            [50, 8, 12, 12],
+            [16, 8, 3, 3],
+            [1, 1],
+            [1, 1],
+            [1, 1],
+            [1, 1],
+        )
+        .expect("geometry");
+        let (x, w, dy) = (
+            values(geo.input_len(), 3),
+            values(geo.weight_len(), 4),
+            values(geo.output_len(), 5),
+        );
+        let all = Wanted {
+            input: true,
+            weight: true,
+            bias: true,
+        };
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool")
+                .install(|| backward(&geo, &x, &w, &dy, all))
+        };
+        let (one, four) = (on(1), on(4));
+        assert_eq!(one.weight, four.weight);
+        assert_eq!(one.bias, four.bias);
+        assert_eq!(one.input, four.input);
+        assert!(one.weight.is_some_and(|dw| dw.iter().any(|v| *v != 0.0)));
+    }
+}

@@ -1,0 +1,253 @@
+//! 2-D convolution for training: on the CPU, forward and both gradients as large matrix
+//! products ([`cpu`]); on CUDA, Burn's own (CubeCL's kernels, unchanged).
+//!
+//! Burn 0.21's CPU backend (`flex`) has its own forward convolution but leaves the gradients to
+//! Burn's generic versions: the input gradient as a transposed convolution and the weight
+//! gradient as a convolution over swapped axes, narrow products and layout copies that cost
+//! several times the forward pass. [`ConvBackend`] is Burn's backend-extension pattern: the
+//! models call [`forward`] instead of `Conv2d::forward`, which on `Autodiff<Flex>` records one
+//! operation whose backward pass runs [`cpu::backward`], and on `Flex` alone runs
+//! [`cpu::forward`]. Other backends and cases (grouped convolutions, other float types) take
+//! Burn's path.
+
+pub mod cpu;
+pub mod gemm;
+
+use rayon as _;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::{Autodiff, Flex};
+use burn::nn::conv::Conv2d;
+use burn::nn::PaddingConfig2d;
+use burn::prelude::*;
+use burn::tensor::ops::PaddedConvOptions;
+use burn::tensor::{DType, TensorMetadata, TensorPrimitive};
+use burn_flex::FlexTensor;
+use cpu::Geometry;
+
+/// A backend whose convolutions the models call through [`forward`].
+pub trait ConvBackend: Backend {
+    /// `conv2d` with one group; by default Burn's.
+    fn conv2d_one_group(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        options: PaddedConvOptions<2>,
+    ) -> Tensor<Self, 4> {
+        burn::tensor::module::conv2d(x, weight, bias, options)
+    }
+}
+
+/// Applies `conv` to `x` (`[N, C_in, H, W]`), as `conv.forward(x)` does, through the backend's
+/// fastest convolution.
+pub fn forward<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    if conv.groups != 1 {
+        return conv.forward(x);
+    }
+    let [_, _, height, width] = x.dims();
+    let ((top, bottom), (left, right)) = padding(
+        &conv.padding,
+        [height, width],
+        conv.kernel_size,
+        conv.stride,
+    );
+    let options =
+        PaddedConvOptions::asymmetric(conv.stride, [top, left], [bottom, right], conv.dilation, 1);
+    B::conv2d_one_group(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+/// `(before, after)` padding of each axis, as `Conv2d::forward` computes it ("same": the output
+/// as large as the input divided by the stride, the odd pixel after; the kernel's dilation is not
+/// counted, as in Burn).
+fn padding(
+    config: &PaddingConfig2d,
+    input: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+) -> ((usize, usize), (usize, usize)) {
+    let same = |axis: usize| {
+        let out = input[axis].div_ceil(stride[axis]);
+        let total = if out > 0 {
+            ((out - 1) * stride[axis] + kernel[axis]).saturating_sub(input[axis])
+        } else {
+            0
+        };
+        (total / 2, total - total / 2)
+    };
+    match *config {
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Same => (same(0), same(1)),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
+    }
+}
+
+/// The geometry of a convolution of `x` by `weight`, when the CPU kernels take it (`f32`, sizes
+/// that fit).
+fn geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &PaddedConvOptions<2>,
+) -> Option<Geometry> {
+    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || options.options.groups != 1 {
+        return None;
+    }
+    let dims = |t: &FlexTensor| -> Option<[usize; 4]> { t.shape().as_slice().try_into().ok() };
+    let pad = options.options.padding;
+    Geometry::new(
+        dims(x)?,
+        dims(weight)?,
+        options.options.stride,
+        options.options.dilation,
+        pad,
+        options.padding_end.unwrap_or(pad),
+    )
+}
+
+/// The values of a contiguous `f32` tensor (see `FlexTensor::to_contiguous`).
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("a contiguous f32 tensor has a slice")
+}
+
+fn tensor(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// The forward pass on flex tensors, or `None` when the CPU kernels do not take this case.
+fn flex_forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    options: &PaddedConvOptions<2>,
+) -> Option<FlexTensor> {
+    let geo = geometry(x, weight, options)?;
+    if bias.is_some_and(|b| b.dtype() != DType::F32) {
+        return None;
+    }
+    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+    let bias = bias.map(FlexTensor::to_contiguous);
+    let out = cpu::forward(&geo, values(&x), values(&weight), bias.as_ref().map(values));
+    Some(tensor(
+        out,
+        [geo.batch, geo.out_channels, geo.output[0], geo.output[1]],
+    ))
+}
+
+fn float<B: Backend>(t: Tensor<B, 4>) -> B::FloatTensorPrimitive {
+    t.into_primitive().tensor()
+}
+
+impl ConvBackend for Flex {
+    fn conv2d_one_group(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        options: PaddedConvOptions<2>,
+    ) -> Tensor<Self, 4> {
+        let bias_t = bias.clone().map(|b| b.into_primitive().tensor());
+        match flex_forward(
+            &float(x.clone()),
+            &float(weight.clone()),
+            bias_t.as_ref(),
+            &options,
+        ) {
+            Some(out) => Tensor::from_primitive(TensorPrimitive::Float(out)),
+            None => burn::tensor::module::conv2d(x, weight, bias, options),
+        }
+    }
+}
+
+/// The recorded convolution: its backward pass computes the gradients that are needed (the
+/// input's only when the input is itself trained or comes from trained layers).
+#[derive(Debug)]
+struct Conv2dBackward;
+
+impl Backward<Flex, 3> for Conv2dBackward {
+    /// The input and weight as saved for the backward pass, and the geometry.
+    type State = (NodeId, NodeId, Geometry);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x_state, weight_state, geo) = ops.state;
+        let x = checkpointer
+            .retrieve_node_output::<FlexTensor>(x_state)
+            .to_contiguous();
+        let weight = checkpointer
+            .retrieve_node_output::<FlexTensor>(weight_state)
+            .to_contiguous();
+        let wanted = cpu::Wanted {
+            input: node_x.is_some(),
+            weight: node_weight.is_some(),
+            bias: node_bias.is_some(),
+        };
+        let out = cpu::backward(&geo, values(&x), values(&weight), values(&grad), wanted);
+        let dims = |t: &FlexTensor| t.shape();
+        if let (Some(node), Some(dx)) = (node_x, out.input) {
+            grads.register::<Flex>(node.id, tensor(dx, dims(&x)));
+        }
+        if let (Some(node), Some(dw)) = (node_weight, out.weight) {
+            grads.register::<Flex>(node.id, tensor(dw, dims(&weight)));
+        }
+        if let (Some(node), Some(db)) = (node_bias, out.bias) {
+            grads.register::<Flex>(node.id, tensor(db, [geo.out_channels]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
+    fn conv2d_one_group(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        options: PaddedConvOptions<2>,
+    ) -> Tensor<Self, 4> {
+        let (xp, wp) = (float(x.clone()), float(weight.clone()));
+        let Some(geo) = geometry(&xp.primitive, &wp.primitive, &options) else {
+            return burn::tensor::module::conv2d(x, weight, bias, options);
+        };
+        // Without a bias, a constant zero one (not tracked, so no gradient is computed for it).
+        let bias = bias.unwrap_or_else(|| Tensor::zeros([geo.out_channels], &x.device()));
+        let bp = bias.into_primitive().tensor();
+        let out = match Conv2dBackward
+            .prepare::<C>([xp.node.clone(), wp.node.clone(), bp.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&xp);
+                let weight_state = prep.checkpoint(&wp);
+                let out = flex_forward(&xp.primitive, &wp.primitive, Some(&bp.primitive), &options);
+                prep.finish(
+                    (x_state, weight_state, geo),
+                    out.expect("the geometry was accepted above"),
+                )
+            }
+            OpsKind::UnTracked(prep) => {
+                let out = flex_forward(&xp.primitive, &wp.primitive, Some(&bp.primitive), &options);
+                prep.finish(out.expect("the geometry was accepted above"))
+            }
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(out))
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl ConvBackend for burn::backend::Cuda {}
+
+#[cfg(feature = "cuda")]
+impl<C: CheckpointStrategy> ConvBackend for Autodiff<burn::backend::Cuda, C> {}
