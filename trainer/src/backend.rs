@@ -1,24 +1,21 @@
 //! Which Burn backend trains: the `flex` CPU backend always, CUDA with the `cuda` feature.
 
-use crate::conv::ConvBackend;
-use crate::dropout::MaskBackend;
+use crate::ops::Kernels;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// What training needs of a backend: autodiff, with the project's convolution and dropout on it
-/// and on its inner backend (where evaluation and the frozen layers run).
+/// What training needs of a backend: autodiff, with the models' layers ([`Kernels`]) on it and on
+/// its inner backend (where evaluation and the frozen layers run).
 pub trait TrainBackend:
-    burn::tensor::backend::AutodiffBackend<InnerBackend: ConvBackend + MaskBackend>
-    + ConvBackend
-    + MaskBackend
+    burn::tensor::backend::AutodiffBackend<InnerBackend: Kernels> + Kernels
 {
 }
 
 impl<B> TrainBackend for B
 where
-    B: burn::tensor::backend::AutodiffBackend + ConvBackend + MaskBackend,
-    B::InnerBackend: ConvBackend + MaskBackend,
+    B: burn::tensor::backend::AutodiffBackend + Kernels,
+    B::InnerBackend: Kernels,
 {
 }
 

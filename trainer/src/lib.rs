@@ -1,7 +1,7 @@
 //! Trains the CIFAR-10 classifiers in Burn and exports them to ONNX.
 //!
 //! - [`data`]: the generated CIFAR-10 stand-in (readers are `runtime::data`).
-//! - [`conv`], [`dropout`]: the convolution and dropout the models train with (fast on the CPU).
+//! - [`ops`]: the convolution, dropout and max pooling the models train with (fast on the CPU).
 //! - [`model`]: the networks.
 //! - [`train`]: the training loop, history and summary; [`plot`]: the curves; [`progress`]: bars
 //!   on a terminal, lines in a log.
@@ -10,11 +10,10 @@
 //! - [`pipeline`]: data, training, export and verification in one call.
 
 pub mod backend;
-pub mod conv;
 pub mod data;
-pub mod dropout;
 pub mod export;
 pub mod model;
+pub mod ops;
 pub mod pipeline;
 pub mod plot;
 pub mod progress;

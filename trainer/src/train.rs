@@ -1,9 +1,8 @@
 //! The training loop: batches, optimiser steps, per-epoch evaluation, history and curves.
 
 use crate::backend::TrainBackend;
-use crate::conv::ConvBackend;
-use crate::dropout::MaskBackend;
 use crate::model::cnn::{Cnn, CnnConfig};
+use crate::ops::Kernels;
 use crate::progress::Progress;
 use crate::rng::Rng;
 use burn::module::AutodiffModule;
@@ -110,7 +109,7 @@ pub trait Logits<B: Backend> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 2>;
 }
 
-impl<B: ConvBackend + MaskBackend> Logits<B> for Cnn<B> {
+impl<B: Kernels> Logits<B> for Cnn<B> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward(x)
     }
@@ -160,7 +159,7 @@ pub fn images_of<B: Backend>(
 }
 
 /// Logits of `model` on every image of `set`, in batches.
-pub fn predict<B: ConvBackend + MaskBackend>(
+pub fn predict<B: Kernels>(
     model: &Cnn<B>,
     set: &Dataset,
     batch: usize,

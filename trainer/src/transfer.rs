@@ -5,10 +5,9 @@
 //! preprocessing; every epoch then trains the rest from those features.
 
 use crate::backend::TrainBackend;
-use crate::conv::ConvBackend;
-use crate::dropout::MaskBackend;
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Vgg16Config, Vgg16Transfer};
+use crate::ops::Kernels;
 use crate::progress::Progress;
 use crate::train::{self, Fit, History, TrainConfig, Trained};
 use anyhow::Context;
@@ -127,7 +126,7 @@ struct FrozenPass<'a, B: Backend> {
     show_progress: bool,
 }
 
-impl<B: ConvBackend + MaskBackend> FrozenPass<'_, B> {
+impl<B: Kernels> FrozenPass<'_, B> {
     /// The frozen part's output for every image of `set`: from the cache when it is current, else
     /// computed (and then written, replacing the split's stale cache files).
     fn features(&self, set: &Dataset, split: &str) -> anyhow::Result<(Vec<f32>, CacheUse)> {
@@ -328,7 +327,7 @@ pub fn train_vgg16<B: TrainBackend>(
 }
 
 /// Logits of `model` on every image of `set` (already at the model's side).
-pub fn predict<B: ConvBackend + MaskBackend>(
+pub fn predict<B: Kernels>(
     model: &Vgg16Transfer<B>,
     set: &Dataset,
     input: &InputConfig,

@@ -1,4 +1,4 @@
-//! The CPU convolution (`trainer::conv`) against Burn's own on random inputs: the forward pass
+//! The CPU convolution (`trainer::ops::conv`) against Burn's own on random inputs: the forward pass
 //! and the gradients of the input, the weight and the bias, for every convolution shape the two
 //! models train (the CNN's four; VGG16's thirteen at 32x32, as `--freeze none` trains them) and
 //! for strides, dilations, asymmetric padding and odd sizes.
@@ -13,7 +13,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use trainer::conv;
+use trainer::ops::conv;
 
 type B = Autodiff<Flex>;
 

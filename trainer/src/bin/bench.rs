@@ -5,7 +5,7 @@
 //! and writes the frozen-feature cache, and one that reads it; seconds per epoch and the ratio.
 //!
 //! `cargo run -p trainer --bin bench -- conv`: each convolution of the two models, forward and
-//! backward (a training step's share), through `trainer::conv` and through Burn's own
+//! backward (a training step's share), through `trainer::ops::conv` and through Burn's own
 //! `Conv2d::forward`, in the same process: milliseconds, GFLOP/s and the ratio.
 
 use clap::{Parser, Subcommand};
@@ -77,7 +77,7 @@ fn conv_step(
     let x = Tensor::<trainer::backend::Cpu, 4>::from_inner(x.clone());
     let x = if input_grad { x.require_grad() } else { x };
     let y = if ours {
-        trainer::conv::forward(layer, x)
+        trainer::ops::conv::forward(layer, x)
     } else {
         layer.forward(x)
     };
@@ -100,9 +100,9 @@ fn conv_table(batch: usize, runs: usize) {
     ];
     println!(
         "Convolutions, batch {batch}, forward + backward, median of {runs}; kernel: {}\n",
-        trainer::conv::gemm::kernel()
+        trainer::ops::conv::gemm::kernel()
     );
-    println!("| layer | trainer::conv ms | GFLOP/s | Burn's ms | GFLOP/s | speed-up |");
+    println!("| layer | ops::conv ms | GFLOP/s | Burn's ms | GFLOP/s | speed-up |");
     println!("|---|---|---|---|---|---|");
     for (name, c_in, c_out, side, same, input_grad) in layers {
         let padding = if same {

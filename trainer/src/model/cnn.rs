@@ -1,7 +1,6 @@
 //! The seed CNN of the article: Conv32-Conv32-Pool-Conv64-Conv64-Pool, Dense512, Dense10.
 
-use crate::conv::{self, ConvBackend};
-use crate::dropout::{self, MaskBackend};
+use crate::ops::{conv, dropout, pool, Kernels};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -86,15 +85,15 @@ pub struct Cnn<B: Backend> {
     relu: Relu,
 }
 
-impl<B: ConvBackend + MaskBackend> Cnn<B> {
+impl<B: Kernels> Cnn<B> {
     /// `[N, 3, H, W]` images to `[N, classes]` logits.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = self.relu.forward(conv::forward(&self.conv1, x));
         let x = self.relu.forward(conv::forward(&self.conv2, x));
-        let x = dropout::forward(&self.dropout_conv, self.pool.forward(x));
+        let x = dropout::forward(&self.dropout_conv, pool::forward(&self.pool, x));
         let x = self.relu.forward(conv::forward(&self.conv3, x));
         let x = self.relu.forward(conv::forward(&self.conv4, x));
-        let x = dropout::forward(&self.dropout_conv, self.pool.forward(x));
+        let x = dropout::forward(&self.dropout_conv, pool::forward(&self.pool, x));
         let x: Tensor<B, 2> = x.flatten(1, 3);
         let x = dropout::forward(
             &self.dropout_dense,

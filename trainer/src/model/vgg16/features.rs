@@ -3,7 +3,7 @@
 //! run time and a forward pass that can start and stop at any block.
 
 use super::source::{Vgg16Base, VGG16_BLOCKS};
-use crate::conv::{self, ConvBackend};
+use crate::ops::{conv, pool, Kernels};
 use burn::module::Param;
 use burn::prelude::*;
 
@@ -91,7 +91,7 @@ pub fn load<B: Backend>(base: &Vgg16Base, device: &B::Device) -> Vgg16Features<B
 
 /// The convolutions `from..to` (0..=13; block boundaries only), each with its ReLU, and the pool
 /// after each block that ends in the range.
-pub fn forward_range<B: ConvBackend>(
+pub fn forward_range<B: Kernels>(
     model: &Vgg16Features<B>,
     mut x: Tensor<B, 4>,
     from: usize,
@@ -102,7 +102,7 @@ pub fn forward_range<B: ConvBackend>(
     for (i, conv) in convs.iter().enumerate().take(to).skip(from) {
         x = burn::tensor::activation::relu(conv::forward(conv, x));
         if let Some(block) = (1..=5).find(|&b| block_start(b) == i + 1) {
-            x = pools[block - 1].forward(x);
+            x = pool::forward(pools[block - 1], x);
         }
     }
     x

@@ -3,8 +3,7 @@
 
 use super::features::{self, Vgg16Features, CONVS};
 use super::source::{SourceLayout, Vgg16Base};
-use crate::conv::ConvBackend;
-use crate::dropout::{self, MaskBackend};
+use crate::ops::{dropout, Kernels};
 use crate::train::Logits;
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
@@ -187,7 +186,7 @@ pub struct Vgg16Transfer<B: Backend> {
     start: usize,
 }
 
-impl<B: ConvBackend + MaskBackend> Vgg16Transfer<B> {
+impl<B: Kernels> Vgg16Transfer<B> {
     /// `[N, 3, H, W]` preprocessed images to `[N, classes]` logits.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward_from(x, 0)
@@ -275,7 +274,7 @@ impl<B: Backend> Vgg16Transfer<B> {
     }
 }
 
-impl<B: ConvBackend + MaskBackend> Logits<B> for Vgg16Transfer<B> {
+impl<B: Kernels> Logits<B> for Vgg16Transfer<B> {
     fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward_from(x, self.start)
     }

@@ -134,8 +134,38 @@ impl Geometry {
     }
 }
 
+/// `dst = src` for the short rows of a feature map, in eight-wide moves (a call of `memcpy` per
+/// row cost more than the copy).
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len().min(src.len());
+    if n < 8 {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+        return;
+    }
+    let mut eight = |at: usize| {
+        let s: [f32; 8] = src[at..at + 8].try_into().expect("eight values");
+        let d: &mut [f32; 8] = (&mut dst[at..at + 8]).try_into().expect("eight values");
+        *d = s;
+    };
+    let mut at = 0;
+    while at + 8 <= n {
+        eight(at);
+        at += 8;
+    }
+    if at < n {
+        // The last eight again, overlapping what is already copied.
+        eight(n - 8);
+    }
+}
+
 /// Unfolds one image (`C x H x W`) into columns `first..first + HW` of `col` (rows `ld` apart).
 fn im2col(geo: &Geometry, image: &[f32], col: &mut [f32], ld: usize, first: usize) {
+    if geo.output[1] < 8 {
+        return im2col_small(geo, image, col, ld, first);
+    }
     let [oh, ow] = geo.output;
     let [kh, kw] = geo.kernel;
     let plane = geo.in_plane();
@@ -159,7 +189,7 @@ fn im2col(geo: &Geometry, image: &[f32], col: &mut [f32], ld: usize, first: usiz
                         let ix = lo * stride + tx * geo.dilation[1] - geo.pad[1];
                         let src = &channel[iy * width..(iy + 1) * width];
                         if stride == 1 {
-                            out[lo..hi].copy_from_slice(&src[ix..ix + hi - lo]);
+                            copy_row(&mut out[lo..hi], &src[ix..ix + hi - lo]);
                         } else {
                             for (o, v) in
                                 out[lo..hi].iter_mut().zip(src[ix..].iter().step_by(stride))
@@ -177,6 +207,9 @@ fn im2col(geo: &Geometry, image: &[f32], col: &mut [f32], ld: usize, first: usiz
 /// Adds columns `first..first + HW` of `col` back onto one image's gradient (the transpose of
 /// [`im2col`]).
 fn col2im(geo: &Geometry, col: &[f32], ld: usize, first: usize, image: &mut [f32]) {
+    if geo.output[1] < 8 {
+        return col2im_small(geo, col, ld, first, image);
+    }
     let [oh, ow] = geo.output;
     let [kh, kw] = geo.kernel;
     let plane = geo.in_plane();
@@ -207,6 +240,68 @@ fn col2im(geo: &Geometry, col: &[f32], ld: usize, first: usize, image: &mut [f32
                             *d += *v;
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Where each kernel tap reads for each output position, within one channel: `kh*kw x OH*OW`
+/// input indices, [`PADDING`] where the tap falls on padding.
+fn tap_table(geo: &Geometry) -> Vec<u32> {
+    let [oh, ow] = geo.output;
+    let [kh, kw] = geo.kernel;
+    let mut table = Vec::with_capacity(kh * kw * oh * ow);
+    for ty in 0..kh {
+        for tx in 0..kw {
+            for y in 0..oh {
+                for x in 0..ow {
+                    table.push(match (geo.source(0, y, ty), geo.source(1, x, tx)) {
+                        (Some(iy), Some(ix)) => (iy * geo.input[1] + ix) as u32,
+                        _ => PADDING,
+                    });
+                }
+            }
+        }
+    }
+    table
+}
+
+const PADDING: u32 = u32::MAX;
+
+/// [`im2col`] for maps with short rows (VGG16's last blocks at 32x32): one gather per element
+/// through a table, instead of a copy per row segment.
+fn im2col_small(geo: &Geometry, image: &[f32], col: &mut [f32], ld: usize, first: usize) {
+    let hw = geo.out_plane();
+    let plane = geo.in_plane();
+    let table = tap_table(geo);
+    let taps = geo.kernel[0] * geo.kernel[1];
+    for (c, channel) in image.chunks_exact(plane).enumerate() {
+        for (t, row) in table.chunks_exact(hw).enumerate() {
+            let at = (c * taps + t) * ld + first;
+            for (d, &i) in col[at..at + hw].iter_mut().zip(row) {
+                *d = if i == PADDING {
+                    0.0
+                } else {
+                    channel[i as usize]
+                };
+            }
+        }
+    }
+}
+
+/// [`col2im`] for maps with short rows, through the same table.
+fn col2im_small(geo: &Geometry, col: &[f32], ld: usize, first: usize, image: &mut [f32]) {
+    let hw = geo.out_plane();
+    let plane = geo.in_plane();
+    let table = tap_table(geo);
+    let taps = geo.kernel[0] * geo.kernel[1];
+    for (c, channel) in image.chunks_exact_mut(plane).enumerate() {
+        for (t, row) in table.chunks_exact(hw).enumerate() {
+            let at = (c * taps + t) * ld + first;
+            for (v, &i) in col[at..at + hw].iter().zip(row) {
+                if i != PADDING {
+                    channel[i as usize] += v;
                 }
             }
         }
@@ -511,10 +606,15 @@ pub fn backward(
         Threads::All => work.for_each(|((range, dx), partial)| run(range, dx, partial)),
     }
 
-    let mut total = vec![0.0f32; partial_len];
-    for partial in partials.chunks_exact(partial_len) {
-        total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
-    }
+    let mut total = if partials.len() == partial_len {
+        partials
+    } else {
+        let mut total = vec![0.0f32; partial_len];
+        for partial in partials.chunks_exact(partial_len) {
+            total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+        }
+        total
+    };
     let db = total.split_off(geo.weight_len());
     Gradients {
         input: dx,
