@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The CPU training kernels on a CPU without AVX-512: the convolution-gradient tests, built once for
-# this machine, run under qemu-user emulating an AVX2-only CPU (Haswell), where gemm must choose its
-# AVX2 kernels; and natively, where it chooses AVX-512 if this CPU has it. Same binary, same checks.
+# The CPU training kernels on a CPU without AVX-512: the convolution-gradient tests, as `cargo test
+# --workspace` builds them (CI reuses its test build), run under qemu-user emulating an AVX2-only CPU
+# (Haswell), where gemm must choose its AVX2 kernels, and natively, where it chooses AVX-512 if this
+# CPU has it. Same binary, same checks.
 #
 #   bash trainer/tests/cpu_fallback.sh
 #
@@ -15,7 +16,7 @@ if ! command -v qemu-x86_64 >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null
 fi
 
-bin=$(cargo test -p trainer --test conv_gradients --no-run --message-format=json 2>/dev/null \
+bin=$(cargo test --workspace --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
