@@ -58,7 +58,14 @@ struct Shape {
 impl Shape {
     fn new(input: [usize; 4], kernel: [usize; 2], stride: [usize; 2]) -> Option<Self> {
         let [.., h, w] = input;
-        if kernel.contains(&0) || stride.contains(&0) || kernel[0] > h || kernel[1] > w {
+        // Positions within a plane are kept as `u32`.
+        let plane_fits = h.checked_mul(w).is_some_and(|n| n <= u32::MAX as usize);
+        if kernel.contains(&0)
+            || stride.contains(&0)
+            || kernel[0] > h
+            || kernel[1] > w
+            || !plane_fits
+        {
             return None;
         }
         let output = [

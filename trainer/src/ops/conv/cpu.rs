@@ -54,7 +54,9 @@ impl Geometry {
     ) -> Option<Self> {
         let [batch, in_channels, h, w] = x;
         let [out_channels, w_in, kh, kw] = weight;
+        // Positions within a plane are kept as `u32` (see `tap_table`).
         if w_in != in_channels
+            || h.checked_mul(w).is_none_or(|n| n > u32::MAX as usize)
             || [batch, in_channels, out_channels, h, w, kh, kw].contains(&0)
             || stride.contains(&0)
             || dilation.contains(&0)
@@ -308,6 +310,9 @@ fn col2im_small(geo: &Geometry, col: &[f32], ld: usize, first: usize, image: &mu
     }
 }
 
+/// Floats of working memory a thread keeps between calls (64 MiB).
+const KEPT_SCRATCH: usize = 16 << 20;
+
 thread_local! {
     /// Each thread's working memory (unfolded images, products), kept between calls.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -321,7 +326,12 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
             if buffer.len() < len {
                 buffer.resize(len, 0.0);
             }
-            f(&mut buffer[..len])
+            let result = f(&mut buffer[..len]);
+            // Large images (VGG16 at 224 pixels) need hundreds of MB: not kept between calls.
+            if buffer.len() > KEPT_SCRATCH {
+                *buffer = Vec::new();
+            }
+            result
         }
         // Already in use further up this thread's stack (a nested call): a buffer of its own.
         Err(_) => f(&mut vec![0.0; len]),

@@ -159,23 +159,22 @@ pub fn matmul(dst: MatMut<'_>, accumulate: bool, lhs: Mat<'_>, rhs: Mat<'_>, thr
     }
 }
 
-/// The instruction set `gemm` runs on this CPU: `avx512f`, `avx2+fma` or `portable`.
+/// The instruction set `gemm` runs on this CPU: `avx512f`, `avx2+fma` or `portable` on x86-64,
+/// `neon` on 64-bit ARM.
 pub fn kernel() -> &'static str {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "avx512f";
-        }
-        if std::arch::is_x86_feature_detected!("fma") {
-            return "avx2+fma";
-        }
-    }
+    let kernel = if std::arch::is_x86_feature_detected!("avx512f") {
+        "avx512f"
+    } else if std::arch::is_x86_feature_detected!("fma") {
+        "avx2+fma"
+    } else {
+        "portable"
+    };
     #[cfg(target_arch = "aarch64")]
-    {
-        return "neon";
-    }
-    #[allow(unreachable_code)]
-    "portable"
+    let kernel = "neon";
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let kernel = "portable";
+    kernel
 }
 
 #[cfg(test)]
