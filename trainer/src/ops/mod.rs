@@ -14,3 +14,16 @@ pub mod pool;
 pub trait Kernels: conv::ConvBackend + dropout::MaskBackend + pool::PoolBackend {}
 
 impl<B: conv::ConvBackend + dropout::MaskBackend + pool::PoolBackend> Kernels for B {}
+
+use burn_flex::FlexTensor;
+
+/// The values of a contiguous `f32` flex tensor (see `FlexTensor::to_contiguous`).
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("a contiguous f32 tensor has a slice")
+}
+
+/// A flex tensor holding `values` in `shape`.
+fn tensor(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
+    FlexTensor::from_data(burn::tensor::TensorData::new(values, shape))
+}

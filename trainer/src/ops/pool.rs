@@ -6,6 +6,7 @@
 //! for the backward pass, where each maximum came from. Other pools and other backends (CUDA)
 //! take Burn's path.
 
+use super::{tensor, values};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -176,15 +177,6 @@ fn flex_shape(x: &FlexTensor, kernel: [usize; 2], stride: [usize; 2]) -> Option<
     }
     let dims: [usize; 4] = x.shape().as_slice().try_into().ok()?;
     Shape::new(dims, kernel, stride)
-}
-
-fn values(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("a contiguous f32 tensor has a slice")
-}
-
-fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 impl PoolBackend for Flex {

@@ -15,6 +15,7 @@ pub mod gemm;
 
 use rayon as _;
 
+use super::{tensor, values};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -110,16 +111,6 @@ fn geometry(
         pad,
         options.padding_end.unwrap_or(pad),
     )
-}
-
-/// The values of a contiguous `f32` tensor (see `FlexTensor::to_contiguous`).
-fn values(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("a contiguous f32 tensor has a slice")
-}
-
-fn tensor(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 /// The forward pass on flex tensors, or `None` when the CPU kernels do not take this case.
