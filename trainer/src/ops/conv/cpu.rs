@@ -351,6 +351,16 @@ fn sum(values: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + rest
 }
 
+/// Enough groups to share out run in parallel, each product on one thread; a few are run one
+/// after another, each product on all threads.
+fn threads_for(groups: usize) -> Threads {
+    if groups >= 4 {
+        Threads::One
+    } else {
+        Threads::All
+    }
+}
+
 /// The groups of images, as index ranges.
 fn groups(geo: &Geometry) -> Vec<(usize, usize)> {
     let g = geo.group();
@@ -362,7 +372,6 @@ fn groups(geo: &Geometry) -> Vec<(usize, usize)> {
 
 /// The forward pass of the images `first..end` into their outputs `out`.
 #[allow(clippy::too_many_arguments)]
-#[inline(never)]
 fn forward_group(
     geo: &Geometry,
     x: &[f32],
@@ -428,11 +437,7 @@ pub fn forward(geo: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>) 
     let g = geo.group();
     let mut out = vec![0.0f32; geo.output_len()];
     let groups = groups(geo);
-    let threads = if groups.len() >= 4 {
-        Threads::One
-    } else {
-        Threads::All
-    };
+    let threads = threads_for(groups.len());
     let run = |range, out: &mut [f32]| forward_group(geo, x, weight, bias, range, out, threads);
     match threads {
         Threads::One => out
@@ -467,7 +472,6 @@ pub struct Gradients {
 /// The input gradients of a range of groups into `dx` (when wanted; the range's own images),
 /// and their weight and bias gradients added to `partial` (when wanted).
 #[allow(clippy::too_many_arguments)]
-#[inline(never)]
 fn backward_range(
     geo: &Geometry,
     x: &[f32],
@@ -585,11 +589,7 @@ pub fn backward(
         .min(MAX_PARTIALS)
         .min((PARTIAL_BYTES / (4 * partial_len)).max(1));
     let per_range = groups.len().div_ceil(ranges);
-    let threads = if groups.len() >= 4 {
-        Threads::One
-    } else {
-        Threads::All
-    };
+    let threads = threads_for(groups.len());
     let sums = wanted.weight || wanted.bias;
     let mut dx = wanted.input.then(|| vec![0.0f32; geo.input_len()]);
 

@@ -13,8 +13,6 @@
 pub mod cpu;
 pub mod gemm;
 
-use rayon as _;
-
 use super::{tensor, values};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
