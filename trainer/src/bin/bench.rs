@@ -8,6 +8,10 @@
 //! backward (a training step's share), through `trainer::ops::conv` and through Burn's own
 //! `Conv2d::forward`, in the same process: milliseconds, GFLOP/s and the ratio.
 
+/// The trainer's allocator, so that the figures are the trainer's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use trainer::backend::DeviceChoice;
