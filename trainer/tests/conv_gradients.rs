@@ -239,6 +239,29 @@ fn strides_dilations_padding_and_odd_sizes_match_burn() {
             padding: PaddingConfig2d::Explicit(2, 2, 2, 2),
             ..base("kernel larger than the map")
         },
+        // Stride 1 on maps wide enough to be unfolded on the padded grid.
+        Case {
+            input: [10, 24],
+            padding: PaddingConfig2d::Explicit(1, 2, 0, 1),
+            ..base("grid: asymmetric padding")
+        },
+        Case {
+            input: [12, 30],
+            dilation: [2, 2],
+            padding: PaddingConfig2d::Explicit(2, 2, 2, 2),
+            ..base("grid: dilation 2")
+        },
+        Case {
+            input: [11, 40],
+            kernel: [5, 3],
+            padding: PaddingConfig2d::Valid,
+            ..base("grid: 5x3 kernel, valid")
+        },
+        Case {
+            batch: 7,
+            input: [12, 16],
+            ..base("grid: groups of images, a partial last group")
+        },
     ];
     for case in cases {
         case.check();
