@@ -9,6 +9,7 @@
 //! - [`transfer`]: the VGG16 transfer model's training, with its frozen-feature cache.
 //! - [`pipeline`]: data, training, export and verification in one call.
 
+pub mod allocator;
 pub mod backend;
 pub mod data;
 pub mod export;

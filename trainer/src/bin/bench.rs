@@ -10,7 +10,7 @@
 
 /// The trainer's allocator, so that the figures are the trainer's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: trainer::allocator::Allocator = trainer::allocator::Allocator;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -139,6 +139,7 @@ fn conv_table(batch: usize, runs: usize) {
 }
 
 fn main() -> anyhow::Result<()> {
+    trainer::allocator::keep_freed_memory();
     match Cli::parse().command {
         Command::Conv { batch, runs } => conv_table(batch, runs),
         Command::Vgg16Cache {

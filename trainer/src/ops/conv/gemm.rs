@@ -3,8 +3,8 @@
 //! `gemm` (the crate burn-flex's own matmul and convolution use) takes raw pointers and strides so
 //! that transposed and sliced operands need no copy; that is what the convolution passes need. This
 //! module checks every operand's extent against its slice before the call, and takes the
-//! destination as `&mut` with unit column stride so that no two elements alias. It is the only
-//! `unsafe` code in the workspace.
+//! destination as `&mut` with unit column stride so that no two elements alias. It is one of the
+//! workspace's two `unsafe` blocks (the other sets an option of the binaries' allocator).
 //!
 //! `gemm` picks its kernel when first called, from what the CPU has: AVX-512 (with the `x86-v4`
 //! feature, on by default here), AVX2 with FMA, or portable code; [`kernel`] says which.
