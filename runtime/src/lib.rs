@@ -142,15 +142,28 @@ impl ClassifierBuilder {
     pub fn build_from_bytes(self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Classifier> {
         let name = name.as_ref();
         let info = ModelInfo::from_bytes(bytes, name)?;
-        let config = match self.input_config.as_ref().or(info.input_config.as_ref()) {
-            Some(c) => c.clone(),
-            None => info.guessed_input_config().ok_or_else(|| Error::BadModel {
-                path: name.to_path_buf(),
-                reason: format!(
-                    "input {:?} of shape {:?} is not an image batch with 3 channels and a fixed size",
-                    info.input.name, info.input.shape
-                ),
-            })?,
+        let config = match (&self.input_config, &info.input_config) {
+            (Some(c), _) => {
+                c.validate()
+                    .map_err(|e| Error::Input(format!("input config: {e}")))?;
+                c.clone()
+            }
+            (None, Some(c)) => c.clone(),
+            (None, None) => {
+                let guessed = info.guessed_input_config().ok_or_else(|| Error::BadModel {
+                    path: name.to_path_buf(),
+                    reason: format!(
+                        "input {:?} of shape {} is not an image batch with 3 channels and a fixed size",
+                        info.input.name,
+                        info.input.shape_text()
+                    ),
+                })?;
+                guessed.validate().map_err(|e| Error::BadModel {
+                    path: name.to_path_buf(),
+                    reason: format!("input {:?}: {e}", info.input.name),
+                })?;
+                guessed
+            }
         };
         let providers = self.providers.as_deref().unwrap_or(Provider::DEFAULT);
         let (engine, notes) = engine::load(self.engine, bytes, name, self.threads, providers)?;
@@ -236,6 +249,23 @@ impl Classifier {
             return Err(Error::Engine {
                 engine: self.engine.name(),
                 reason: format!("output of shape {out_shape:?} for a batch of {batch}"),
+            });
+        }
+        // A symbolic output size is known only now: the class names must still match it.
+        if let Some(names) = self.info.classes.as_ref().filter(|n| n.len() != classes) {
+            return Err(Error::BadModel {
+                path: self.info.path.clone(),
+                reason: format!(
+                    "metadata {}: {} class names, but the model outputs {classes} values an image",
+                    preprocess::keys::CLASSES,
+                    names.len()
+                ),
+            });
+        }
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            return Err(Error::Engine {
+                engine: self.engine.name(),
+                reason: format!("the model output {bad}, not a score"),
             });
         }
         if !self.info.outputs_probabilities {

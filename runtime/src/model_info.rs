@@ -7,16 +7,44 @@ use std::collections::HashMap;
 use std::path::Path;
 use tract_onnx::pb;
 
+/// The most classes a model may name or output.
+pub const MAX_CLASSES: usize = 100_000;
+
 /// One input or output: its name and shape (`None` for a symbolic dimension such as the batch).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorInfo {
     pub name: String,
     pub shape: Vec<Option<usize>>,
+    /// The names of the symbolic dimensions (`batch`), where the file gives them.
+    symbols: Vec<Option<String>>,
+}
+
+impl TensorInfo {
+    /// The shape as people write it: `[batch, 3, 32, 32]`, `?` for an unnamed symbolic size.
+    pub fn shape_text(&self) -> String {
+        let dims: Vec<String> = self
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match d {
+                Some(v) => v.to_string(),
+                None => self
+                    .symbols
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| "?".into()),
+            })
+            .collect();
+        format!("[{}]", dims.join(", "))
+    }
 }
 
 /// The parts of a model file the runtime needs before it runs anything.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
+    /// The file the model came from (or the name it was given).
+    pub path: std::path::PathBuf,
     pub input: TensorInfo,
     pub output: TensorInfo,
     /// `metadata_props` of the model.
@@ -29,25 +57,29 @@ pub struct ModelInfo {
     pub outputs_probabilities: bool,
 }
 
-fn shape_of(value: &pb::ValueInfoProto) -> Vec<Option<usize>> {
+fn tensor_info(value: &pb::ValueInfoProto) -> TensorInfo {
     use pb::tensor_shape_proto::dimension::Value;
-    let Some(pb::type_proto::Value::TensorType(t)) =
-        value.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
-        return Vec::new();
+    let dims = match value.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => {
+            t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or(&[])
+        }
+        _ => &[],
     };
-    t.shape
-        .as_ref()
-        .map(|s| {
-            s.dim
-                .iter()
-                .map(|d| match d.value {
-                    Some(Value::DimValue(v)) if v > 0 => Some(v as usize),
-                    _ => None,
-                })
-                .collect()
+    let (shape, symbols) = dims
+        .iter()
+        .map(|d| match &d.value {
+            Some(Value::DimValue(v)) if *v > 0 => (usize::try_from(*v).ok(), None),
+            Some(Value::DimParam(name)) if !name.is_empty() => {
+                (None, Some(name.chars().take(64).collect()))
+            }
+            _ => (None, None),
         })
-        .unwrap_or_default()
+        .unzip();
+    TensorInfo {
+        name: value.name.clone(),
+        shape,
+        symbols,
+    }
 }
 
 impl ModelInfo {
@@ -89,46 +121,75 @@ impl ModelInfo {
             .iter()
             .map(|p| (p.key.clone(), p.value.clone()))
             .collect();
+        let input = tensor_info(input);
+        let output = tensor_info(output);
+        if input.shape.len() != 4 {
+            return Err(bad(format!(
+                "input {:?} has rank {}; an image classifier takes a rank-4 image batch",
+                input.name,
+                input.shape.len()
+            )));
+        }
+        let outputs = output.shape.last().copied().flatten();
+        if outputs.is_some_and(|n| n > MAX_CLASSES) {
+            return Err(bad(format!(
+                "output {:?} of shape {} has more than {MAX_CLASSES} classes",
+                output.name,
+                output.shape_text()
+            )));
+        }
         let classes = match metadata.get(keys::CLASSES) {
-            Some(json) => Some(serde_json::from_str::<Vec<String>>(json).map_err(|e| {
-                bad(format!(
-                    "metadata {}: not a JSON list of names ({e})",
-                    keys::CLASSES
-                ))
-            })?),
+            Some(json) => {
+                let names = serde_json::from_str::<Vec<String>>(json).map_err(|e| {
+                    bad(format!(
+                        "metadata {}: not a JSON list of names ({e})",
+                        keys::CLASSES
+                    ))
+                })?;
+                if names.is_empty() || names.len() > MAX_CLASSES {
+                    return Err(bad(format!(
+                        "metadata {}: {} names (a classifier has 1 to {MAX_CLASSES} classes)",
+                        keys::CLASSES,
+                        names.len()
+                    )));
+                }
+                if let Some(n) = outputs.filter(|&n| n != names.len()) {
+                    return Err(bad(format!(
+                        "metadata {}: {} class names, but output {:?} has {n} values an image",
+                        keys::CLASSES,
+                        names.len(),
+                        output.name
+                    )));
+                }
+                Some(names)
+            }
             None => None,
         };
         let input_config = InputConfig::from_metadata(&metadata).map_err(bad)?;
         // Our metadata says; otherwise a graph whose output comes out of a Softmax gives probabilities.
-        let outputs_probabilities = match metadata.get(keys::OUTPUT) {
-            Some(o) => o == "probabilities",
+        let outputs_probabilities = match metadata.get(keys::OUTPUT).map(String::as_str) {
+            Some("probabilities") => true,
+            Some("logits") => false,
+            Some(other) => {
+                return Err(bad(format!(
+                    "metadata {}: {other:?} is neither \"probabilities\" nor \"logits\"",
+                    keys::OUTPUT
+                )))
+            }
             None => graph
                 .node
                 .iter()
                 .any(|n| n.op_type == "Softmax" && n.output.contains(&output.name)),
         };
-        let info = ModelInfo {
-            input: TensorInfo {
-                name: input.name.clone(),
-                shape: shape_of(input),
-            },
-            output: TensorInfo {
-                name: output.name.clone(),
-                shape: shape_of(output),
-            },
+        Ok(ModelInfo {
+            path: path.to_path_buf(),
+            input,
+            output,
             metadata,
             classes,
             input_config,
             outputs_probabilities,
-        };
-        if info.input.shape.len() != 4 {
-            return Err(bad(format!(
-                "input {:?} has rank {}; an image classifier takes a rank-4 image batch",
-                info.input.name,
-                info.input.shape.len()
-            )));
-        }
-        Ok(info)
+        })
     }
 
     /// Number of classes the model outputs, when known.

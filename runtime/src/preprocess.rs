@@ -36,6 +36,10 @@ pub struct InputConfig {
     pub std: [f32; 3],
 }
 
+/// The largest input side a model may ask for, in pixels: one image of `MAX_INPUT_SIDE` squared is
+/// 192 MiB as an input tensor.
+pub const MAX_INPUT_SIDE: usize = 4096;
+
 /// Metadata keys written into exported models (`metadata_props`).
 pub mod keys {
     /// JSON array of class names, indexed by output position.
@@ -159,10 +163,40 @@ impl InputConfig {
             mean: triple(keys::MEAN)?,
             std: triple(keys::STD)?,
         };
-        if config.std.contains(&0.0) {
-            return Err(format!("metadata {}: a standard deviation of 0", keys::STD));
-        }
+        config.validate().map_err(|e| format!("metadata {e}"))?;
         Ok(Some(config))
+    }
+
+    /// Checks every value before it is used: each side `1..=`[`MAX_INPUT_SIDE`] pixels, a finite,
+    /// positive scale, finite means and finite, non-zero standard deviations. The error names
+    /// the field by its metadata key (e.g. `input_size: 0x0 ...`).
+    pub fn validate(&self) -> Result<(), String> {
+        let side_ok = |v: usize| (1..=MAX_INPUT_SIDE).contains(&v);
+        if !side_ok(self.height) || !side_ok(self.width) {
+            return Err(format!(
+                "{}: {}x{} is not an image size (each side 1 to {MAX_INPUT_SIDE} pixels)",
+                keys::SIZE,
+                self.height,
+                self.width
+            ));
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(format!(
+                "{}: {} is not a finite, positive pixel scale",
+                keys::SCALE,
+                self.scale
+            ));
+        }
+        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
+            return Err(format!("{}: {m} is not a finite mean", keys::MEAN));
+        }
+        if let Some(s) = self.std.iter().find(|s| !s.is_finite() || **s == 0.0) {
+            return Err(format!(
+                "{}: {s} is not a finite, non-zero standard deviation",
+                keys::STD
+            ));
+        }
+        Ok(())
     }
 
     /// Converts planar 8-bit RGB images (`C,H,W` each, already `height x width`) into the input tensor.
@@ -409,6 +443,37 @@ mod tests {
         let meta: HashMap<_, _> = c.to_metadata().into_iter().collect();
         assert_eq!(InputConfig::from_metadata(&meta).unwrap(), Some(c));
         assert_eq!(InputConfig::from_metadata(&HashMap::new()).unwrap(), None);
+    }
+
+    /// Each preprocessing value a model file can carry, set to something unusable: refused,
+    /// with the field's key in the message.
+    #[test]
+    fn unusable_values_in_the_metadata_are_refused_by_name() {
+        let good: HashMap<String, String> = InputConfig::unit_rgb(32)
+            .to_metadata()
+            .into_iter()
+            .collect();
+        for (key, value) in [
+            (keys::SIZE, "0x0"),
+            (keys::SIZE, "32x0"),
+            (keys::SIZE, "100000x100000"),
+            (keys::SIZE, "18446744073709551615x2"),
+            (keys::SCALE, "0"),
+            (keys::SCALE, "-1"),
+            (keys::SCALE, "NaN"),
+            (keys::SCALE, "inf"),
+            (keys::MEAN, "0,NaN,0"),
+            (keys::MEAN, "0,0,-inf"),
+            (keys::STD, "1,0,1"),
+            (keys::STD, "1,1,inf"),
+            (keys::STD, "NaN,1,1"),
+        ] {
+            let mut meta = good.clone();
+            meta.insert(key.into(), value.into());
+            let err = InputConfig::from_metadata(&meta).expect_err(value);
+            assert!(err.contains(key), "{key}={value}: {err}");
+        }
+        assert!(InputConfig::from_metadata(&good).is_ok_and(|c| c.is_some()));
     }
 
     #[test]

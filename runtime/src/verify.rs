@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The largest difference of probabilities between an engine and the reference that still counts
+/// as agreement.
+pub const DEFAULT_TOLERANCE: f64 = 1e-4;
+
 /// Accuracy figures of one model on one labelled set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evaluation {
@@ -39,9 +43,18 @@ impl Evaluation {
                 labels.len()
             )));
         }
+        if let Some((i, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| usize::from(l) >= n)
+        {
+            return Err(Error::Input(format!(
+                "image {i} has label {label}, but there are only {n} classes"
+            )));
+        }
         let mut confusion = vec![vec![0usize; n]; n];
         for (row, &label) in scores.chunks_exact(n).zip(labels) {
-            confusion[usize::from(label).min(n - 1)][argmax(row)] += 1;
+            confusion[usize::from(label)][argmax(row)] += 1;
         }
         let correct: usize = (0..n).map(|i| confusion[i][i]).sum();
         let per_class = confusion
@@ -176,16 +189,36 @@ impl ReferencePredictions {
             path: path.to_path_buf(),
             reason: format!("not a predictions file ({e})"),
         })?;
-        if preds.logits.len() != preds.samples * preds.classes {
-            return Err(Error::BadModel {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "{} logits for {} samples of {} classes",
-                    preds.logits.len(),
-                    preds.samples,
-                    preds.classes
-                ),
-            });
+        let bad = |reason: String| Error::BadModel {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if preds.classes == 0 || preds.classes > crate::model_info::MAX_CLASSES {
+            return Err(bad(format!(
+                "classes: {} (1 to {} expected)",
+                preds.classes,
+                crate::model_info::MAX_CLASSES
+            )));
+        }
+        if preds.samples == 0 {
+            return Err(bad("samples: 0, no predictions to compare with".into()));
+        }
+        if preds.side == 0 || preds.side > crate::preprocess::MAX_INPUT_SIDE {
+            return Err(bad(format!("side: {} is not an image side", preds.side)));
+        }
+        if Some(preds.logits.len()) != preds.samples.checked_mul(preds.classes) {
+            return Err(bad(format!(
+                "logits: {} values for {} samples of {} classes",
+                preds.logits.len(),
+                preds.samples,
+                preds.classes
+            )));
+        }
+        if let Some(i) = preds.logits.iter().position(|v| !v.is_finite()) {
+            return Err(bad(format!(
+                "logits: value {i} is {}, not a score",
+                preds.logits[i]
+            )));
         }
         Ok(preds)
     }
@@ -228,9 +261,27 @@ impl VerifyReport {
     /// Whether every engine ran and agrees with the reference: top-1 on all images and
     /// probabilities within `tolerance`.
     pub fn all_agree(&self, tolerance: f64) -> bool {
-        self.engines.iter().all(|e| {
-            e.top1_agreement == Some(1.0) && e.max_abs_prob_diff.is_some_and(|d| d <= tolerance)
-        })
+        self.problems(tolerance).is_empty()
+    }
+
+    /// One sentence per engine that did not run or disagrees with the reference (a top-1 class
+    /// differs, or a probability by more than `tolerance`); empty when all agree.
+    pub fn problems(&self, tolerance: f64) -> Vec<String> {
+        let model = self.model.display();
+        self.engines
+            .iter()
+            .filter_map(|e| match (&e.error, e.top1_agreement, e.max_abs_prob_diff) {
+                (Some(err), _, _) => Some(format!("{} did not run on {model}: {err}", e.engine)),
+                (None, Some(top1), Some(diff)) if top1 == 1.0 && diff <= tolerance => None,
+                (None, top1, diff) => Some(format!(
+                    "{} disagrees with {} on {model}: top-1 agreement {:.2} %, max probability difference {:.2e} (tolerance {tolerance:.0e})",
+                    e.engine,
+                    self.reference,
+                    100.0 * top1.unwrap_or(0.0),
+                    diff.unwrap_or(f64::NAN)
+                )),
+            })
+            .collect()
     }
 
     /// The rows of [`VerifyReport::table`] (the reference, then each engine) without their
@@ -283,6 +334,24 @@ pub fn verify(
     providers: &[Provider],
     batch: usize,
 ) -> Result<VerifyReport> {
+    // A model trained with a test limit was evaluated on the first `samples` images.
+    let subset;
+    let set = if set.len() > reference.samples {
+        let mut first = set.clone();
+        first.truncate(reference.samples);
+        subset = first;
+        &subset
+    } else {
+        set
+    };
+    if reference.classes != set.classes.len() {
+        return Err(Error::Input(format!(
+            "the reference predictions have {} classes, the set {} has {}",
+            reference.classes,
+            reference.data.display(),
+            set.classes.len()
+        )));
+    }
     if reference.fingerprint != set.fingerprint() || reference.samples != set.len() {
         return Err(Error::Input(format!(
             "the reference predictions were made on {} ({} images, fingerprint {}), not on this set ({} images, fingerprint {})",

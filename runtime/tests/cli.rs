@@ -192,3 +192,73 @@ fn provider_flag_reports_the_provider_that_ran() {
         assert!(stderr.contains("provider cuda"), "{stderr}");
     }
 }
+
+/// `runtime verify` exits non-zero, saying which engine and why, when an engine does not run or
+/// disagrees with the trainer's predictions; it verifies the first `samples` images of a larger
+/// set (a model trained with a test limit).
+#[test]
+fn verify_fails_when_an_engine_disagrees_or_does_not_run() {
+    use runtime::data::Dataset;
+    use runtime::verify::ReferencePredictions;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&data).unwrap();
+    let classes: Vec<String> = ["red", "green", "blue"].map(String::from).to_vec();
+    let n = 12;
+    let set = Dataset {
+        side: 32,
+        pixels: (0..n * 3 * 32 * 32)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3])
+            .collect(),
+        labels: (0..n).map(|i| (i % 3) as u8).collect(),
+        classes: classes.clone(),
+    };
+    runtime::data::write_meta(&data, &classes).unwrap();
+    runtime::data::write_cifar_file(&data.join("test_batch.bin"), &set).unwrap();
+    let model = dir.path().join("tiny.onnx");
+    std::fs::copy(tiny_model(), &model).unwrap();
+
+    // The trainer's predictions: tract's own on the first 8 images, as logits.
+    let mut first = set.clone();
+    first.truncate(8);
+    let mut tract = runtime::Classifier::builder()
+        .engine(runtime::EngineChoice::Tract)
+        .build_from_file(&model)
+        .unwrap();
+    let eval = runtime::verify::evaluate(&mut tract, &first, 4).unwrap();
+    let mut reference = ReferencePredictions {
+        producer: "reference".into(),
+        data: data.clone(),
+        fingerprint: first.fingerprint(),
+        side: 32,
+        samples: first.len(),
+        classes: 3,
+        logits: eval.probabilities.iter().map(|p| p.ln()).collect(),
+    };
+    let verify = |reference: &ReferencePredictions| {
+        reference
+            .save(&ReferencePredictions::path_for(&model))
+            .unwrap();
+        let out = runtime()
+            .env("ORT_DYLIB_PATH", dir.path().join("missing.so"))
+            .arg("verify")
+            .arg(&model)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // tract agrees; ONNX Runtime cannot load here: a failure that names it.
+    let (ok, stderr) = verify(&reference);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("ort did not run") && !stderr.contains("tract"),
+        "{stderr}"
+    );
+    // Predictions that tract disagrees with.
+    reference.logits.reverse();
+    let (ok, stderr) = verify(&reference);
+    assert!(!ok && stderr.contains("tract disagrees"), "{stderr}");
+}

@@ -50,7 +50,8 @@ enum Command {
         batch: usize,
     },
     /// Run the test set through each engine and compare with the trainer's predictions
-    /// (`<model>.burn.json`); writes `<model>.verify.json`.
+    /// (`<model>.burn.json`); writes `<model>.verify.json`. Exits non-zero when an engine does
+    /// not run or disagrees with them.
     Verify {
         /// The exported model; its `<name>.burn.json` must lie beside it.
         model: PathBuf,
@@ -61,6 +62,10 @@ enum Command {
         providers: ProviderArgs,
         #[arg(long, default_value_t = 256)]
         batch: usize,
+        /// Largest probability difference from the trainer's that still counts as agreement
+        /// (every image's top-1 class must agree as well).
+        #[arg(long, default_value_t = runtime::verify::DEFAULT_TOLERANCE)]
+        tolerance: f64,
     },
     /// Time the model on generated inputs: images/s per batch size (median of the runs, after
     /// one warm-up run), and the process's peak memory.
@@ -474,6 +479,7 @@ fn main() -> anyhow::Result<()> {
             data,
             providers,
             batch,
+            tolerance,
         } => {
             let reference_path = ReferencePredictions::path_for(&model);
             let reference = ReferencePredictions::load(&reference_path)?;
@@ -492,6 +498,10 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", path.display()))?;
             println!("{}", report.table());
             println!("wrote {}", path.display());
+            let problems = report.problems(tolerance);
+            if !problems.is_empty() {
+                anyhow::bail!("verification failed: {}", problems.join("; "));
+            }
         }
         Command::Bench {
             model,
@@ -509,8 +519,8 @@ fn main() -> anyhow::Result<()> {
             let bytes =
                 std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
             let info = runtime::ModelInfo::from_bytes(&bytes, &model)?;
-            println!("input  {} {:?}", info.input.name, info.input.shape);
-            println!("output {} {:?}", info.output.name, info.output.shape);
+            println!("input  {} {}", info.input.name, info.input.shape_text());
+            println!("output {} {}", info.output.name, info.output.shape_text());
             let mut keys: Vec<_> = info.metadata.iter().collect();
             keys.sort();
             for (k, v) in keys {

@@ -410,22 +410,10 @@ fn main() -> anyhow::Result<()> {
                     runtime::verify::VerifyReport::path_for(file).display()
                 );
             }
-            let mut problems = Vec::new();
-            for report in &reports {
-                for e in report.engines.iter().filter(|e| e.error.is_some()) {
-                    problems.push(format!(
-                        "{} did not run on {}",
-                        e.engine,
-                        report.model.display()
-                    ));
-                }
-                if report.engines.iter().all(|e| e.error.is_none()) && !report.all_agree(1e-4) {
-                    problems.push(format!(
-                        "the engines do not all agree with Burn within 1e-4 on {}",
-                        report.model.display()
-                    ));
-                }
-            }
+            let problems: Vec<String> = reports
+                .iter()
+                .flat_map(|r| r.problems(runtime::verify::DEFAULT_TOLERANCE))
+                .collect();
             if !problems.is_empty() {
                 anyhow::bail!(
                     "verification incomplete (see the table above): {}",

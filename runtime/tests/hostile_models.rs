@@ -1,0 +1,156 @@
+//! Model files and side files with unusable values: each refused with the file and the field
+//! named, before anything is allocated from them; never a panic, never a plausible answer.
+
+use prost::Message;
+use runtime::verify::{Evaluation, ReferencePredictions};
+use runtime::{Classifier, EngineChoice};
+use std::path::{Path, PathBuf};
+use tract_onnx::pb;
+
+fn tiny() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx")
+}
+
+/// The tiny classifier with `change` applied to its protobuf.
+fn altered(change: impl FnOnce(&mut pb::ModelProto)) -> Vec<u8> {
+    let bytes = std::fs::read(tiny()).expect("the fixture");
+    let mut model = pb::ModelProto::decode(bytes.as_slice()).expect("an ONNX model");
+    change(&mut model);
+    model.encode_to_vec()
+}
+
+fn with_metadata(key: &str, value: &str) -> Vec<u8> {
+    altered(|model| {
+        model.metadata_props.retain(|p| p.key != key);
+        model.metadata_props.push(pb::StringStringEntryProto {
+            key: key.into(),
+            value: value.into(),
+        });
+    })
+}
+
+fn load(bytes: &[u8]) -> Result<Classifier, runtime::Error> {
+    Classifier::builder()
+        .engine(EngineChoice::Tract)
+        .build_from_bytes(bytes, "hostile.onnx")
+}
+
+#[test]
+fn bad_metadata_values_are_refused_by_file_and_field() {
+    for (key, value, expect) in [
+        ("input_size", "0x0", "input_size"),
+        ("input_size", "100000x100000", "input_size"),
+        ("input_size", "32", "input_size"),
+        ("scale", "0", "scale"),
+        ("scale", "NaN", "scale"),
+        ("mean", "0,inf,0", "mean"),
+        ("std", "0,1,1", "std"),
+        ("std", "1,1,NaN", "std"),
+        ("input_layout", "NCDHW", "input_layout"),
+        ("channel_order", "CMYK", "channel_order"),
+        ("classes", "[]", "classes"),
+        ("classes", r#"["a","b"]"#, "classes"),
+        ("classes", r#"["a","b","c","d"]"#, "classes"),
+        ("classes", "{not json", "classes"),
+        ("output", "maybe", "output"),
+    ] {
+        let err = load(&with_metadata(key, value))
+            .expect_err(&format!("{key}={value}"))
+            .to_string();
+        assert!(
+            err.contains("hostile.onnx") && err.contains(expect),
+            "{key}={value}: {err}"
+        );
+    }
+    assert!(load(&std::fs::read(tiny()).expect("the fixture")).is_ok());
+}
+
+/// Without metadata the input's own shape sizes the images: a huge one is refused.
+#[test]
+fn a_huge_input_shape_without_metadata_is_refused() {
+    let bytes = altered(|model| {
+        model.metadata_props.clear();
+        let input = &mut model.graph.as_mut().expect("a graph").input[0];
+        let Some(pb::type_proto::Value::TensorType(t)) =
+            input.r#type.as_mut().and_then(|t| t.value.as_mut())
+        else {
+            panic!("a tensor input");
+        };
+        for d in t.shape.as_mut().expect("a shape").dim.iter_mut().skip(2) {
+            d.value = Some(pb::tensor_shape_proto::dimension::Value::DimValue(1 << 40));
+        }
+    });
+    let err = load(&bytes).expect_err("a 2^40 pixel side").to_string();
+    assert!(
+        err.contains("hostile.onnx") && err.contains("input_size"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shapes_print_as_people_write_them() {
+    let info = runtime::ModelInfo::from_bytes(
+        &std::fs::read(tiny()).expect("the fixture"),
+        Path::new("tiny.onnx"),
+    )
+    .expect("the fixture's info");
+    assert_eq!(info.input.shape_text(), "[batch, 3, 8, 8]");
+    assert_eq!(info.output.shape_text(), "[batch, 3]");
+}
+
+fn reference_json(dir: &Path, change: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let mut value = serde_json::json!({
+        "producer": "test", "data": "data", "fingerprint": "0", "side": 32,
+        "samples": 2, "classes": 3, "logits": [0.0, 1.0, 2.0, 0.5, 0.5, 0.5]
+    });
+    change(&mut value);
+    let path = dir.join("model.burn.json");
+    std::fs::write(&path, serde_json::to_vec(&value).expect("json")).expect("writing");
+    path
+}
+
+#[test]
+fn bad_reference_predictions_are_refused_by_file_and_field() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let good = reference_json(dir.path(), |_| {});
+    assert!(ReferencePredictions::load(&good).is_ok());
+    type Change = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Change)> = vec![
+        (
+            "classes",
+            Box::new(|v| {
+                v["classes"] = 0.into();
+                v["logits"] = serde_json::json!([]);
+            }),
+        ),
+        ("samples", Box::new(|v| v["samples"] = 0.into())),
+        ("logits", Box::new(|v| v["samples"] = 3.into())),
+        (
+            "logits",
+            Box::new(|v| v["samples"] = serde_json::json!(u64::MAX / 2)),
+        ),
+        ("side", Box::new(|v| v["side"] = 0.into())),
+    ];
+    for (field, change) in cases {
+        let path = reference_json(dir.path(), change);
+        let err = ReferencePredictions::load(&path)
+            .expect_err(field)
+            .to_string();
+        assert!(
+            err.contains("model.burn.json") && err.contains(field),
+            "{field}: {err}"
+        );
+    }
+}
+
+/// A label outside the classes is an error, not counted as the last class.
+#[test]
+fn labels_outside_the_classes_are_refused() {
+    let classes: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let scores = vec![0.1, 0.2, 0.7, 0.3, 0.3, 0.4];
+    assert!(Evaluation::from_scores(scores.clone(), &[2, 1], &classes, 0.0).is_ok());
+    let err = Evaluation::from_scores(scores, &[2, 3], &classes, 0.0)
+        .expect_err("label 3 of 3 classes")
+        .to_string();
+    assert!(err.contains("label 3"), "{err}");
+}
