@@ -152,3 +152,73 @@ fn cut_graph_matches_the_original_intermediate_output() {
         assert_eq!(&other.shape()[2..], &[2, 3], "{name}");
     }
 }
+
+/// The NCHW fixture with `change` applied to its protobuf.
+fn altered(change: impl Fn(&mut tract_onnx::pb::ModelProto)) -> Vec<u8> {
+    use prost::Message;
+    let bytes = std::fs::read(fixture("vgg_like_nchw.onnx")).expect("the fixture");
+    let mut model = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).expect("an ONNX model");
+    change(&mut model);
+    model.encode_to_vec()
+}
+
+/// Shapes that describe no weights (a zero size beside a huge one, a product that overflows,
+/// a negative size) and a chain that loops: each an error naming the file, never a panic, a
+/// huge allocation or a hang.
+#[test]
+fn hostile_weights_and_loops_are_refused() {
+    let first_conv = |model: &mut tract_onnx::pb::ModelProto| {
+        let graph = model.graph.as_mut().expect("a graph");
+        let conv = graph
+            .node
+            .iter_mut()
+            .find(|n| n.op_type == "Conv")
+            .expect("a convolution");
+        // No bias: its size would come from the weight's shape.
+        conv.input.truncate(2);
+        let weight = conv.input[1].clone();
+        graph
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == weight)
+            .expect("the weight")
+            .clone()
+    };
+    let set_weight = |dims: Vec<i64>| {
+        altered(move |model| {
+            let name = first_conv(model).name;
+            let graph = model.graph.as_mut().expect("a graph");
+            let t = graph
+                .initializer
+                .iter_mut()
+                .find(|t| t.name == name)
+                .expect("the weight");
+            t.dims = dims.clone();
+            t.raw_data.clear();
+            t.float_data.clear();
+        })
+    };
+    let cases = [
+        ("zero size", set_weight(vec![1 << 40, 0, 3, 3])),
+        ("overflow", set_weight(vec![1 << 32, 1 << 32, 1, 1])),
+        ("negative", set_weight(vec![-4, -3, 3, 3])),
+        (
+            "loop",
+            altered(|model| {
+                let graph = model.graph.as_mut().expect("a graph");
+                let relu = graph
+                    .node
+                    .iter_mut()
+                    .find(|n| n.op_type == "Relu")
+                    .expect("a ReLU");
+                relu.output[0] = relu.input[0].clone();
+            }),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let err = Vgg16Base::from_bytes(&bytes, Path::new("hostile.onnx"))
+            .expect_err(what)
+            .to_string();
+        assert!(err.contains("hostile.onnx"), "{what}: {err}");
+    }
+}

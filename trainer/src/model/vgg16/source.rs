@@ -68,7 +68,22 @@ fn tensor_values(t: &pb::TensorProto) -> Option<(Vec<usize>, Vec<f32>)> {
     if t.data_type != FLOAT {
         return None;
     }
-    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    // Every size positive and their product the number of values stored: a shape with a zero or
+    // an overflowing product describes no weights (and would size later allocations).
+    let dims: Vec<usize> = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+        .collect::<Option<_>>()?;
+    let count = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+    let stored = if t.raw_data.is_empty() {
+        t.float_data.len()
+    } else {
+        t.raw_data.len() / 4
+    };
+    if count != stored || !t.raw_data.len().is_multiple_of(4) {
+        return None;
+    }
     let values = if !t.raw_data.is_empty() {
         t.raw_data
             .chunks_exact(4)
@@ -77,7 +92,7 @@ fn tensor_values(t: &pb::TensorProto) -> Option<(Vec<usize>, Vec<f32>)> {
     } else {
         t.float_data.clone()
     };
-    (values.len() == dims.iter().product::<usize>()).then_some((dims, values))
+    Some((dims, values))
 }
 
 fn attr_ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
@@ -176,7 +191,16 @@ impl Vgg16Base {
                 .get(tensor)
                 .and_then(|c| c.iter().find(|n| n.op_type != "Shape").copied())
         };
+        let mut steps = 0;
         while let Some(next) = next_of(current.as_str()) {
+            // Each node is passed at most once on a chain; more steps mean the graph loops.
+            steps += 1;
+            if steps > graph.node.len() {
+                return Err(fail(format!(
+                    "the graph loops back on itself at node {:?}",
+                    next.name
+                )));
+            }
             match next.op_type.as_str() {
                 "Transpose" if convs.is_empty() && kept.is_empty() => {
                     if attr_ints(next, "perm").as_deref() != Some(&[0, 3, 1, 2]) {
