@@ -2,7 +2,7 @@
 //! One bad file is reported with its reason and never stops the others.
 
 use crate::preprocess::{self, ImageError};
-use crate::{Classifier, Prediction};
+use crate::Classifier;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,13 +18,7 @@ pub fn has_image_extension(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// What happened to one file.
-#[derive(Debug, Clone)]
-pub struct FileOutcome {
-    pub path: PathBuf,
-    /// The prediction, or why there is none.
-    pub result: Result<Prediction, String>,
-}
+pub use crate::output::FileOutcome;
 
 /// The files found under some paths.
 #[derive(Debug, Default)]

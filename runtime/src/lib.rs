@@ -9,13 +9,28 @@
 //! # Ok::<(), runtime::Error>(())
 //! ```
 
+//! The library's core is the classifier, its builder, preprocessing, the engines, [`Prediction`],
+//! [`Error`] and the output rows: it starts no process, opens no network connection, writes no
+//! file and looks for ONNX Runtime only where its caller says
+//! ([`ClassifierBuilder::ort_library`], `ORT_DYLIB_PATH`, next to the executable). The `tools`
+//! feature (on by default, with the CLI) adds what the command line, the trainer and the tests
+//! use: data sets ([`data`]), verification against the trainer ([`verify`]), folder runs
+//! ([`batch`]), fetching ONNX Runtime through pip ([`pip`], [`ort_library::fetch`]) and atomic
+//! file writes. An app or a wasm page depends on the core alone:
+//! `runtime = { path = "...", default-features = false }` (add `features = ["ort"]` for ONNX
+//! Runtime).
+
+#[cfg(feature = "tools")]
 pub mod batch;
+#[cfg(feature = "tools")]
 pub mod data;
 mod engine;
 mod model_info;
 pub mod output;
+#[cfg(feature = "tools")]
 pub mod pip;
 pub mod preprocess;
+#[cfg(feature = "tools")]
 pub mod verify;
 
 pub use engine::ort_library;
@@ -27,6 +42,7 @@ use std::path::{Path, PathBuf};
 
 /// Errors of the runtime. Each says which file or engine was involved.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("{path}: {source}")]
     Io {
@@ -51,6 +67,7 @@ pub enum Error {
     },
     #[error("input: {0}")]
     Input(String),
+    #[cfg(feature = "tools")]
     #[error(transparent)]
     Data(#[from] data::DataError),
 }
@@ -89,6 +106,7 @@ pub struct ClassifierBuilder {
     threads: engine::Threads,
     input_config: Option<InputConfig>,
     providers: Option<Vec<Provider>>,
+    ort_library: Option<PathBuf>,
 }
 
 impl ClassifierBuilder {
@@ -104,6 +122,14 @@ impl ClassifierBuilder {
     /// [`Provider::Cpu`] to make a GPU mandatory.
     pub fn providers(mut self, providers: impl Into<Vec<Provider>>) -> Self {
         self.providers = Some(providers.into());
+        self
+    }
+
+    /// The ONNX Runtime shared library to load (default: the file named by `ORT_DYLIB_PATH`,
+    /// else a `libonnxruntime.so*` next to the executable). A process loads ONNX Runtime once:
+    /// the first classifier that loads it decides which library later ones use.
+    pub fn ort_library(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ort_library = Some(path.into());
         self
     }
 
@@ -166,7 +192,14 @@ impl ClassifierBuilder {
             }
         };
         let providers = self.providers.as_deref().unwrap_or(Provider::DEFAULT);
-        let (engine, notes) = engine::load(self.engine, bytes, name, self.threads, providers)?;
+        let (engine, notes) = engine::load(
+            self.engine,
+            bytes,
+            name,
+            self.threads,
+            providers,
+            self.ort_library.as_deref(),
+        )?;
         let fallback = (!notes.is_empty()).then(|| notes.join("\n"));
         Ok(Classifier {
             engine,
@@ -344,6 +377,7 @@ impl Classifier {
     }
 }
 
+#[cfg(feature = "tools")]
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
 /// reader never sees a half-written file and an interrupted write leaves the old file in place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -1,6 +1,15 @@
 //! Result rows of a batch job as a readable table, CSV or JSON Lines.
 
-use crate::batch::FileOutcome;
+use crate::Prediction;
+use std::path::PathBuf;
+
+/// What happened to one file.
+#[derive(Debug, Clone)]
+pub struct FileOutcome {
+    pub path: PathBuf,
+    /// The prediction, or why there is none.
+    pub result: Result<Prediction, String>,
+}
 
 /// How rows are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

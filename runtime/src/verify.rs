@@ -373,9 +373,13 @@ pub fn verify(
             EngineChoice::Tract => "tract",
             EngineChoice::Auto => "auto",
         };
-        let run = ClassifierBuilder::default()
+        let mut builder = ClassifierBuilder::default()
             .engine(choice)
-            .providers(providers)
+            .providers(providers);
+        if let Ok(library) = crate::ort_library::locate() {
+            builder = builder.ort_library(library);
+        }
+        let run = builder
             .build_from_file(model)
             .and_then(|mut c| Ok((evaluate(&mut c, set, batch)?, c.engine_name(), c.provider())));
         checks.push(match run {

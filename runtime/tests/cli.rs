@@ -158,7 +158,7 @@ fn classify_a_folder_of_odd_files_reports_each_and_writes_atomically() {
 /// asking for a GPU only, where none runs, fails with the reason.
 #[test]
 fn provider_flag_reports_the_provider_that_ran() {
-    if let Err(why) = runtime::ort_library::find() {
+    if let Err(why) = runtime::ort_library::locate() {
         runtime::ort_library::fetch(None)
             .unwrap_or_else(|e| panic!("ONNX Runtime missing ({why}) and fetch failed: {e}"));
     }

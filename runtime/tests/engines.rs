@@ -7,12 +7,12 @@ fn tiny() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx")
 }
 
-/// ONNX Runtime for this test process: found, or fetched through pip.
-fn ensure_ort() {
-    if let Err(why) = runtime::ort_library::find() {
+/// ONNX Runtime's library for this test process: found, or fetched through pip.
+fn ensure_ort() -> PathBuf {
+    runtime::ort_library::locate().unwrap_or_else(|why| {
         runtime::ort_library::fetch(None)
-            .unwrap_or_else(|e| panic!("ONNX Runtime missing ({why}) and fetch failed: {e}"));
-    }
+            .unwrap_or_else(|e| panic!("ONNX Runtime missing ({why}) and fetch failed: {e}"))
+    })
 }
 
 fn pixels(n: usize, seed: u32) -> Vec<u8> {
@@ -23,9 +23,10 @@ fn pixels(n: usize, seed: u32) -> Vec<u8> {
 
 #[test]
 fn ort_and_tract_agree_at_batch_1_7_64() {
-    ensure_ort();
+    let lib = ensure_ort();
     let mut ort = Classifier::builder()
         .engine(EngineChoice::Ort)
+        .ort_library(&lib)
         .build_from_file(tiny())
         .unwrap();
     let mut tract = Classifier::builder()
@@ -134,15 +135,17 @@ fn models_without_metadata_use_their_input_shape() {
 #[test]
 fn execution_providers_fall_back_in_order_and_report_what_ran() {
     use runtime::Provider;
-    ensure_ort();
+    let lib = ensure_ort();
     let mut preferred = Classifier::builder()
         .engine(EngineChoice::Ort)
+        .ort_library(&lib)
         .providers([Provider::TensorRt, Provider::Cuda, Provider::Cpu])
         .build_from_file(tiny())
         .unwrap();
     let notes = preferred.fallback_reason().unwrap_or_default().to_string();
     let gpu_only = Classifier::builder()
         .engine(EngineChoice::Ort)
+        .ort_library(&lib)
         .providers([Provider::Cuda])
         .build_from_file(tiny());
     if preferred.provider() == "cpu" {
@@ -166,6 +169,7 @@ fn execution_providers_fall_back_in_order_and_report_what_ran() {
     // Whatever ran, it computes what the CPU computes.
     let mut cpu = Classifier::builder()
         .engine(EngineChoice::Ort)
+        .ort_library(&lib)
         .providers([Provider::Cpu])
         .build_from_file(tiny())
         .unwrap();

@@ -27,7 +27,7 @@ fn run(dir: &std::path::Path, name: &str, epochs: usize, lr: f64) -> TrainRun {
 
 #[test]
 fn train_export_and_verify_with_ort_and_tract() {
-    ensure_onnxruntime();
+    let ort_library = ensure_onnxruntime();
     let dir = tempfile::tempdir().unwrap();
     let config = StandinConfig {
         train: 3200,
@@ -94,6 +94,7 @@ fn train_export_and_verify_with_ort_and_tract() {
     runtime::preprocess::softmax_rows(&mut burn_probs, 10);
     for engine in [EngineChoice::Ort, EngineChoice::Tract] {
         let mut classifier = Classifier::builder()
+            .ort_library(&ort_library)
             .engine(engine)
             .build_from_file(&artifacts.onnx)
             .unwrap();

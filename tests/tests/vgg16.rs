@@ -59,7 +59,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 /// Runtime computes on the original graph (at its own 240x240 input) and on the cut graph.
 #[test]
 fn imported_features_match_onnxruntime_on_the_original_graph() {
-    ensure_onnxruntime();
+    let ort_library = ensure_onnxruntime();
     let (path, base) = public_vgg16();
     assert_eq!(base.layout, SourceLayout::Nhwc);
     assert!(base.has_vgg16_widths());
@@ -87,6 +87,7 @@ fn imported_features_match_onnxruntime_on_the_original_graph() {
         ..config.clone()
     };
     let mut ort = Classifier::builder()
+        .ort_library(&ort_library)
         .engine(EngineChoice::Ort)
         .input_config(nhwc.clone())
         .build_from_bytes(&original, "original.onnx")
@@ -112,6 +113,7 @@ fn imported_features_match_onnxruntime_on_the_original_graph() {
         ..config.clone()
     };
     let mut ort_cut = Classifier::builder()
+        .ort_library(&ort_library)
         .engine(EngineChoice::Ort)
         .input_config(nchw.clone())
         .build_from_bytes(&base.features_graph(), "cut.onnx")

@@ -295,7 +295,7 @@ fn save<M>(
 /// Makes sure ONNX Runtime's library can be found, fetching it through pip when it cannot.
 /// Returns a note for the user when it is still missing (the ort row of the table says why).
 pub fn ensure_onnxruntime() -> Option<String> {
-    if runtime::ort_library::find().is_ok() {
+    if runtime::ort_library::locate().is_ok() {
         return None;
     }
     eprintln!(

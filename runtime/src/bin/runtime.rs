@@ -234,6 +234,10 @@ fn load(
         .engine(engine)
         .providers(providers.list.clone())
         .spin_wait(spin_wait);
+    // The CLI also finds ONNX Runtime in the project's copy and a Python package.
+    if let Ok(library) = runtime::ort_library::locate() {
+        builder = builder.ort_library(library);
+    }
     if let Some(n) = threads {
         builder = builder.threads(n);
     }

@@ -106,22 +106,24 @@ impl Default for Threads {
     }
 }
 
-/// Loads the engine asked for, with ONNX Runtime on the first usable provider of `providers`.
-/// Also returns notes for the user: why ONNX Runtime (under `Auto`) or a provider was passed over.
+/// Loads the engine asked for, with ONNX Runtime (from `ort_library`, else where
+/// [`ort_library::find`] looks) on the first usable provider of `providers`. Also returns notes
+/// for the user: why ONNX Runtime (under `Auto`) or a provider was passed over.
 pub(crate) fn load(
     choice: EngineChoice,
     bytes: &[u8],
     path: &Path,
     threads: Threads,
     providers: &[Provider],
+    ort_library: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
     match choice {
         EngineChoice::Tract => Ok((
             Box::new(tract::TractEngine::load(bytes, path, threads.per_run)?),
             Vec::new(),
         )),
-        EngineChoice::Ort => load_ort(bytes, path, threads, providers),
-        EngineChoice::Auto => match load_ort(bytes, path, threads, providers) {
+        EngineChoice::Ort => load_ort(bytes, path, threads, providers, ort_library),
+        EngineChoice::Auto => match load_ort(bytes, path, threads, providers, ort_library) {
             Ok(loaded) => Ok(loaded),
             // A model ONNX Runtime refuses is refused by tract too, with its own message.
             Err(Error::OrtUnavailable(reason)) => Ok((
@@ -141,8 +143,9 @@ fn load_ort(
     path: &Path,
     threads: Threads,
     providers: &[Provider],
+    library: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
-    let (engine, notes) = onnxruntime::OrtEngine::load(bytes, path, threads, providers)?;
+    let (engine, notes) = onnxruntime::OrtEngine::load(bytes, path, threads, providers, library)?;
     let notes = notes
         .into_iter()
         .map(|n| format!("execution provider {n}"))
@@ -156,6 +159,7 @@ fn load_ort(
     _: &Path,
     _: Threads,
     _: &[Provider],
+    _: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
     Err(Error::OrtUnavailable(
         "this build has no ONNX Runtime support (the `ort` feature is off)".into(),

@@ -8,27 +8,44 @@ use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
-/// The process's one ONNX Runtime environment, or why it could not be made.
-/// A failure is kept too, so a missing library is looked for once, not once per model.
-static ENVIRONMENT: OnceLock<Result<(Environment, String), String>> = OnceLock::new();
+/// The process's one ONNX Runtime environment and the library it came from, once one loaded.
+/// A failure is not kept: a later builder may name a library that exists.
+static ENVIRONMENT: OnceLock<(Environment, String)> = OnceLock::new();
+/// Held while the environment is being made, so that two threads do not both load a library.
+static LOADING: Mutex<()> = Mutex::new(());
 
-/// Loads the library and builds the environment once per process.
-fn environment() -> Result<&'static (Environment, String)> {
-    ENVIRONMENT
-        .get_or_init(|| {
-            let lib = ort_library::find()?;
-            let env = ort::init_from(&lib)
-                .map_err(|e| format!("{}: {e:?}", lib.display()))?
-                .with_name("runtime")
-                .with_telemetry(false)
-                .build()
-                .map_err(|e| format!("{}: {e}", lib.display()))?;
-            Ok((env, lib.display().to_string()))
-        })
-        .as_ref()
-        .map_err(|e| Error::OrtUnavailable(e.clone()))
+/// Loads the library (`library`, else [`ort_library::find`]'s) and builds the environment, once
+/// per process: ONNX Runtime cannot be loaded twice, so a later, different `library` is not
+/// loaded and the first one keeps running models.
+fn environment(library: Option<&Path>) -> Result<&'static (Environment, String)> {
+    if let Some(env) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let _loading = LOADING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(env) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let lib = match library {
+        Some(path) if path.is_file() => path.to_path_buf(),
+        Some(path) => {
+            return Err(Error::OrtUnavailable(format!(
+                "{} is not a file",
+                path.display()
+            )))
+        }
+        None => ort_library::find().map_err(Error::OrtUnavailable)?,
+    };
+    let env = ort::init_from(&lib)
+        .map_err(|e| Error::OrtUnavailable(format!("{}: {e:?}", lib.display())))?
+        .with_name("runtime")
+        .with_telemetry(false)
+        .build()
+        .map_err(|e| Error::OrtUnavailable(format!("{}: {e}", lib.display())))?;
+    Ok(ENVIRONMENT.get_or_init(|| (env, lib.display().to_string())))
 }
 
 pub(crate) struct OrtEngine {
@@ -96,8 +113,9 @@ impl OrtEngine {
         path: &Path,
         threads: Threads,
         providers: &[Provider],
+        library: Option<&Path>,
     ) -> Result<(Self, Vec<String>)> {
-        let (env, _) = environment()?;
+        let (env, _) = environment(library)?;
         let (session, provider, passed_over) = build_session(env, bytes, threads, providers)
             .map_err(|why| Error::Engine {
                 engine: "ort",

@@ -10,7 +10,7 @@
 //! const result = JSON.parse(classifier.classify(imageBytes, "cat.png", 3));
 //! ```
 
-use runtime::batch::FileOutcome;
+use runtime::output::FileOutcome;
 use runtime::output::{row, Format, RowContext};
 use runtime::{Classifier, EngineChoice};
 use wasm_bindgen::prelude::*;
