@@ -35,8 +35,8 @@ pub mod verify;
 
 pub use engine::ort_library;
 pub use engine::{EngineChoice, Provider};
-pub use model_info::{ModelInfo, TensorInfo};
-pub use preprocess::{ChannelOrder, InputConfig, Layout};
+pub use model_info::{ModelInfo, TensorInfo, MAX_CLASSES};
+pub use preprocess::{ChannelOrder, InputConfig, Layout, MetadataError};
 
 use std::path::{Path, PathBuf};
 

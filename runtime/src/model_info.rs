@@ -82,6 +82,46 @@ fn tensor_info(value: &pb::ValueInfoProto) -> TensorInfo {
     }
 }
 
+/// Node attributes the ONNX specification constrains and that an engine trusts: a `Transpose`'s
+/// `perm` must be a permutation of `0..rank` (tract, given `[1, 3, 1, 2]`, allocated without
+/// bound; given an axis past the rank, it panicked: both found by fuzzing).
+/// Subgraphs (the bodies of `If`, `Loop`, `Scan`) are checked the same way, to a nesting depth of
+/// [`MAX_GRAPH_DEPTH`].
+fn check_nodes(graph: &pb::GraphProto) -> Result<(), String> {
+    check_nodes_at(graph, 0)
+}
+
+/// Subgraphs nested deeper than this are refused.
+const MAX_GRAPH_DEPTH: usize = 16;
+
+fn check_nodes_at(graph: &pb::GraphProto, depth: usize) -> Result<(), String> {
+    if depth > MAX_GRAPH_DEPTH {
+        return Err(format!("subgraphs nested more than {MAX_GRAPH_DEPTH} deep"));
+    }
+    for node in &graph.node {
+        for attribute in &node.attribute {
+            for sub in attribute.g.iter().chain(&attribute.graphs) {
+                check_nodes_at(sub, depth + 1)?;
+            }
+        }
+        if node.op_type != "Transpose" {
+            continue;
+        }
+        let Some(perm) = node.attribute.iter().find(|a| a.name == "perm") else {
+            continue;
+        };
+        let mut sorted = perm.ints.clone();
+        sorted.sort_unstable();
+        if !sorted.iter().copied().eq(0..sorted.len() as i64) {
+            return Err(format!(
+                "node {:?}: Transpose perm {:?} is not a permutation of the axes",
+                node.name, perm.ints
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl ModelInfo {
     /// Parses the model's protobuf. `path` only names the model in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
@@ -98,6 +138,7 @@ impl ModelInfo {
             .graph
             .as_ref()
             .ok_or_else(|| bad("the model has no graph".into()))?;
+        check_nodes(graph).map_err(bad)?;
         let initializers: std::collections::HashSet<&str> =
             graph.initializer.iter().map(|t| t.name.as_str()).collect();
         // Older exporters list weights among the inputs too; the real input is the one without an initializer.
@@ -165,7 +206,13 @@ impl ModelInfo {
             }
             None => None,
         };
-        let input_config = InputConfig::from_metadata(&metadata).map_err(bad)?;
+        let input_config =
+            InputConfig::from_metadata(&metadata).map_err(|e| bad(format!("metadata {e}")))?;
+        // ONNX's standard image keys are checked in every model; they set the preprocessing
+        // only where this project's keys are absent (see `guessed_input_config`).
+        InputConfig::unit_rgb(1)
+            .apply_standard_metadata(&metadata)
+            .map_err(|e| bad(format!("metadata {e}")))?;
         // Our metadata says; otherwise a graph whose output comes out of a Softmax gives probabilities.
         let outputs_probabilities = match metadata.get(keys::OUTPUT).map(String::as_str) {
             Some("probabilities") => true,
@@ -213,8 +260,9 @@ impl ModelInfo {
     }
 
     /// Preprocessing for a model without this project's metadata: the input's own size and
-    /// layout, pixels scaled to `[0, 1]`. `None` unless the input is a 3-channel image batch of
-    /// fixed height and width.
+    /// layout, and what ONNX's standard image keys say (pixels scaled to `[0, 1]`, RGB, where
+    /// they say nothing). `None` unless the input is a 3-channel image batch of fixed height
+    /// and width.
     pub fn guessed_input_config(&self) -> Option<InputConfig> {
         let layout = self.image_layout()?;
         let s = &self.input.shape;
@@ -222,11 +270,14 @@ impl ModelInfo {
             Layout::Nchw => (s[2]?, s[3]?),
             Layout::Nhwc => (s[1]?, s[2]?),
         };
-        Some(InputConfig {
+        let mut config = InputConfig {
             height: h,
             width: w,
             layout,
             ..InputConfig::unit_rgb(h)
-        })
+        };
+        // Checked when the model was read.
+        config.apply_standard_metadata(&self.metadata).ok()?;
+        Some(config)
     }
 }

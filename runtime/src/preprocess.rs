@@ -36,6 +36,24 @@ pub struct InputConfig {
     pub std: [f32; 3],
 }
 
+/// A preprocessing value that cannot be used: which metadata key, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct MetadataError {
+    /// The metadata key (see [`keys`]).
+    pub key: String,
+    pub reason: String,
+}
+
+impl MetadataError {
+    fn new(key: &str, reason: impl Into<String>) -> Self {
+        MetadataError {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// The largest input side a model may ask for, in pixels: one image of `MAX_INPUT_SIDE` squared is
 /// 192 MiB as an input tensor.
 pub const MAX_INPUT_SIDE: usize = 4096;
@@ -58,6 +76,18 @@ pub mod keys {
     pub const STD: &str = "std";
     /// `probabilities` (softmax applied in the graph) or `logits`.
     pub const OUTPUT: &str = "output";
+
+    /// ONNX's standard image metadata (onnx `docs/MetadataProps.md`): written beside this
+    /// project's keys, and read from models that carry only these.
+    pub mod standard {
+        /// `Rgb8` or `Bgr8` here (`Gray8`, `Rgba8`, `Bgra8` are refused).
+        pub const PIXEL_FORMAT: &str = "Image.BitmapPixelFormat";
+        /// `SRGB`: pixels are fed as stored (`Linear` is refused).
+        pub const GAMMA: &str = "Image.ColorSpaceGamma";
+        /// `NominalRange_0_255`, `Normalized_0_1` or `Normalized_1_1` (`NominalRange_16_235`
+        /// is refused).
+        pub const RANGE: &str = "Image.NominalPixelRange";
+    }
 }
 
 impl InputConfig {
@@ -93,36 +123,113 @@ impl InputConfig {
             Layout::Nchw => "NCHW",
             Layout::Nhwc => "NHWC",
         };
-        vec![
+        let pixel_format = match self.channel_order {
+            ChannelOrder::Rgb => "Rgb8",
+            ChannelOrder::Bgr => "Bgr8",
+        };
+        let mut entries = vec![
             (keys::LAYOUT.into(), layout.into()),
             (keys::SIZE.into(), format!("{}x{}", self.height, self.width)),
             (keys::CHANNEL_ORDER.into(), order.into()),
             (keys::SCALE.into(), self.scale.to_string()),
             (keys::MEAN.into(), triple(self.mean)),
             (keys::STD.into(), triple(self.std)),
-        ]
+            (keys::standard::PIXEL_FORMAT.into(), pixel_format.into()),
+            (keys::standard::GAMMA.into(), "SRGB".into()),
+        ];
+        if let Some(range) = self.standard_range() {
+            entries.push((keys::standard::RANGE.into(), range.into()));
+        }
+        entries
+    }
+
+    /// The standard name of this preprocessing's value range, when one describes it exactly
+    /// (per-channel means or deviations have none).
+    fn standard_range(&self) -> Option<&'static str> {
+        let all = |v: [f32; 3], x: f32| v.iter().all(|&m| m == x);
+        if !all(self.std, 1.0) {
+            return None;
+        }
+        match (self.scale, all(self.mean, 0.0), all(self.mean, 1.0)) {
+            (s, true, _) if s == 1.0 / 255.0 => Some("Normalized_0_1"),
+            (s, true, _) if s == 1.0 => Some("NominalRange_0_255"),
+            (s, _, true) if s == 2.0 / 255.0 => Some("Normalized_1_1"),
+            _ => None,
+        }
+    }
+
+    /// Applies ONNX's standard image keys ([`keys::standard`]) found in `meta`: the channel
+    /// order from the pixel format, the scale and mean from the nominal range.
+    ///
+    /// # Errors
+    /// When a value is unknown or asks for what this runtime does not feed (grey or four-channel
+    /// pixels, linear gamma, the 16-235 video range); the message names the key.
+    pub fn apply_standard_metadata(
+        &mut self,
+        meta: &HashMap<String, String>,
+    ) -> Result<(), MetadataError> {
+        let get = |k: &str| meta.get(k).map(|v| v.trim().to_ascii_lowercase());
+        if let Some(format) = get(keys::standard::PIXEL_FORMAT) {
+            self.channel_order = match format.as_str() {
+                "rgb8" => ChannelOrder::Rgb,
+                "bgr8" => ChannelOrder::Bgr,
+                _ => {
+                    return Err(MetadataError::new(
+                        keys::standard::PIXEL_FORMAT,
+                        format!("{format:?} pixels are not fed here (Rgb8 or Bgr8 are)"),
+                    ))
+                }
+            };
+        }
+        if let Some(gamma) = get(keys::standard::GAMMA).filter(|g| g != "srgb") {
+            return Err(MetadataError::new(
+                keys::standard::GAMMA,
+                format!("{gamma:?} is not supported (pixels are fed as stored, sRGB)"),
+            ));
+        }
+        if let Some(range) = get(keys::standard::RANGE) {
+            let (scale, mean) = match range.as_str() {
+                "nominalrange_0_255" => (1.0, 0.0),
+                "normalized_0_1" => (1.0 / 255.0, 0.0),
+                "normalized_1_1" => (2.0 / 255.0, 1.0),
+                _ => {
+                    return Err(MetadataError::new(
+                        keys::standard::RANGE,
+                        format!("{range:?} is not supported (NominalRange_0_255, Normalized_0_1 or Normalized_1_1 are)"),
+                    ))
+                }
+            };
+            self.scale = scale;
+            self.mean = [mean; 3];
+            self.std = [1.0; 3];
+        }
+        Ok(())
     }
 
     /// Reads the preprocessing back from `metadata_props`; `Ok(None)` when the model carries none.
-    pub fn from_metadata(meta: &HashMap<String, String>) -> Result<Option<Self>, String> {
+    ///
+    /// # Errors
+    /// When a key is missing beside `input_size`, a value does not parse, or it is unusable
+    /// (see [`InputConfig::validate`]).
+    pub fn from_metadata(meta: &HashMap<String, String>) -> Result<Option<Self>, MetadataError> {
         let Some(size) = meta.get(keys::SIZE) else {
             return Ok(None);
         };
         let get = |k: &str| {
             meta.get(k)
-                .ok_or_else(|| format!("metadata has {} but no {k}", keys::SIZE))
+                .ok_or_else(|| MetadataError::new(k, format!("missing beside {}", keys::SIZE)))
         };
         let (h, w) = size
             .split_once('x')
             .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
-            .ok_or_else(|| format!("metadata {}: expected HxW, got {size:?}", keys::SIZE))?;
+            .ok_or_else(|| MetadataError::new(keys::SIZE, format!("expected HxW, got {size:?}")))?;
         let layout = match get(keys::LAYOUT)?.to_ascii_uppercase().as_str() {
             "NCHW" => Layout::Nchw,
             "NHWC" => Layout::Nhwc,
             other => {
-                return Err(format!(
-                    "metadata {}: unknown layout {other:?}",
-                    keys::LAYOUT
+                return Err(MetadataError::new(
+                    keys::LAYOUT,
+                    format!("unknown layout {other:?}"),
                 ))
             }
         };
@@ -130,22 +237,23 @@ impl InputConfig {
             "RGB" => ChannelOrder::Rgb,
             "BGR" => ChannelOrder::Bgr,
             other => {
-                return Err(format!(
-                    "metadata {}: unknown channel order {other:?}",
-                    keys::CHANNEL_ORDER
+                return Err(MetadataError::new(
+                    keys::CHANNEL_ORDER,
+                    format!("unknown channel order {other:?}"),
                 ))
             }
         };
         let number = |k: &str, s: &str| {
             s.trim()
                 .parse::<f32>()
-                .map_err(|_| format!("metadata {k}: {s:?} is not a number"))
+                .map_err(|_| MetadataError::new(k, format!("{s:?} is not a number")))
         };
-        let triple = |k: &str| -> Result<[f32; 3], String> {
+        let triple = |k: &str| -> Result<[f32; 3], MetadataError> {
             let parts: Vec<&str> = get(k)?.split(',').collect();
             if parts.len() != 3 {
-                return Err(format!(
-                    "metadata {k}: expected three comma-separated numbers"
+                return Err(MetadataError::new(
+                    k,
+                    "expected three comma-separated numbers",
                 ));
             }
             Ok([
@@ -163,37 +271,43 @@ impl InputConfig {
             mean: triple(keys::MEAN)?,
             std: triple(keys::STD)?,
         };
-        config.validate().map_err(|e| format!("metadata {e}"))?;
+        config.validate()?;
         Ok(Some(config))
     }
 
     /// Checks every value before it is used: each side `1..=`[`MAX_INPUT_SIDE`] pixels, a finite,
     /// positive scale, finite means and finite, non-zero standard deviations. The error names
     /// the field by its metadata key (e.g. `input_size: 0x0 ...`).
-    pub fn validate(&self) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// The first value out of bounds, by its key.
+    pub fn validate(&self) -> Result<(), MetadataError> {
         let side_ok = |v: usize| (1..=MAX_INPUT_SIDE).contains(&v);
         if !side_ok(self.height) || !side_ok(self.width) {
-            return Err(format!(
-                "{}: {}x{} is not an image size (each side 1 to {MAX_INPUT_SIDE} pixels)",
+            return Err(MetadataError::new(
                 keys::SIZE,
-                self.height,
-                self.width
+                format!(
+                    "{}x{} is not an image size (each side 1 to {MAX_INPUT_SIDE} pixels)",
+                    self.height, self.width
+                ),
             ));
         }
         if !(self.scale.is_finite() && self.scale > 0.0) {
-            return Err(format!(
-                "{}: {} is not a finite, positive pixel scale",
+            return Err(MetadataError::new(
                 keys::SCALE,
-                self.scale
+                format!("{} is not a finite, positive pixel scale", self.scale),
             ));
         }
         if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
-            return Err(format!("{}: {m} is not a finite mean", keys::MEAN));
+            return Err(MetadataError::new(
+                keys::MEAN,
+                format!("{m} is not a finite mean"),
+            ));
         }
         if let Some(s) = self.std.iter().find(|s| !s.is_finite() || **s == 0.0) {
-            return Err(format!(
-                "{}: {s} is not a finite, non-zero standard deviation",
-                keys::STD
+            return Err(MetadataError::new(
+                keys::STD,
+                format!("{s} is not a finite, non-zero standard deviation"),
             ));
         }
         Ok(())
@@ -232,6 +346,7 @@ impl InputConfig {
 
 /// Errors from decoding one image file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ImageError {
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
@@ -241,6 +356,9 @@ pub enum ImageError {
     Empty,
     #[error("{0} bytes is larger than the {MAX_FILE_BYTES}-byte limit for one image file")]
     TooLarge(u64),
+    /// The file stops before its format's end marker: a decoder would fill the rest in.
+    #[error("truncated: the {0} data ends before its end marker")]
+    Truncated(&'static str),
 }
 
 /// Largest image file read, in bytes.
@@ -270,6 +388,17 @@ pub fn decode_image_bytes(bytes: &[u8]) -> Result<image::DynamicImage, ImageErro
         return Err(ImageError::Empty);
     }
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    // Decoders fill in what is missing from a cut-off JPEG (grey) or may stop early on a PNG:
+    // a picture that looks whole but is not. Both formats end with a marker.
+    match reader.format() {
+        Some(image::ImageFormat::Jpeg) if !contains(bytes, &[0xFF, 0xD9]) => {
+            return Err(ImageError::Truncated("JPEG"));
+        }
+        Some(image::ImageFormat::Png) if !contains(bytes, b"IEND") => {
+            return Err(ImageError::Truncated("PNG"));
+        }
+        _ => {}
+    }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -280,6 +409,11 @@ pub fn decode_image_bytes(bytes: &[u8]) -> Result<image::DynamicImage, ImageErro
     let mut img = image::DynamicImage::from_decoder(decoder)?;
     img.apply_orientation(orientation);
     Ok(img)
+}
+
+/// Whether `marker` occurs in `bytes`, looked for from the end (where end markers are).
+fn contains(bytes: &[u8], marker: &[u8]) -> bool {
+    bytes.windows(marker.len()).rev().any(|w| w == marker)
 }
 
 /// Decodes an image file to planar RGB of `height x width` (see [`fit_planar`]).
@@ -471,9 +605,25 @@ mod tests {
             let mut meta = good.clone();
             meta.insert(key.into(), value.into());
             let err = InputConfig::from_metadata(&meta).expect_err(value);
-            assert!(err.contains(key), "{key}={value}: {err}");
+            assert_eq!(err.key, key, "{key}={value}: {err}");
         }
         assert!(InputConfig::from_metadata(&good).is_ok_and(|c| c.is_some()));
+    }
+
+    /// A JPEG or PNG cut short is refused, not decoded into a picture with a grey or missing end.
+    #[test]
+    fn truncated_images_are_refused() {
+        let img =
+            image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([x as u8 * 10, y as u8 * 15, 90]));
+        for format in [image::ImageFormat::Jpeg, image::ImageFormat::Png] {
+            let mut bytes = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
+                .expect("encoding");
+            assert!(decode_image_bytes(&bytes).is_ok(), "{format:?} whole");
+            let cut = &bytes[..bytes.len() * 3 / 4];
+            let err = decode_image_bytes(cut).expect_err("a cut-off file");
+            assert!(err.to_string().contains("truncated"), "{format:?}: {err}");
+        }
     }
 
     #[test]
@@ -483,12 +633,14 @@ mod tests {
             .into_iter()
             .collect();
         meta.insert(keys::MEAN.into(), "1,2".into());
-        assert!(InputConfig::from_metadata(&meta)
-            .unwrap_err()
-            .contains("mean"));
+        assert_eq!(
+            InputConfig::from_metadata(&meta).unwrap_err().key,
+            keys::MEAN
+        );
         meta.insert(keys::SIZE.into(), "32".into());
         assert!(InputConfig::from_metadata(&meta)
             .unwrap_err()
+            .to_string()
             .contains("HxW"));
     }
 

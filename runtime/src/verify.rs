@@ -180,11 +180,26 @@ impl ReferencePredictions {
         })
     }
 
+    /// Reads and checks a predictions file.
+    ///
+    /// # Errors
+    /// When the file cannot be read or [`ReferencePredictions::from_bytes`] refuses it.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses and checks a predictions file's bytes; `path` names it in errors.
+    ///
+    /// # Errors
+    /// When it is not such a JSON document, or a field is unusable: no classes or more than
+    /// [`MAX_CLASSES`](crate::MAX_CLASSES), no samples, an image side outside
+    /// `1..=`[`MAX_INPUT_SIDE`](crate::preprocess::MAX_INPUT_SIDE), logits that are not
+    /// `samples x classes` finite numbers.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         let preds: Self = serde_json::from_slice(&bytes).map_err(|e| Error::BadModel {
             path: path.to_path_buf(),
             reason: format!("not a predictions file ({e})"),

@@ -154,3 +154,78 @@ fn labels_outside_the_classes_are_refused() {
         .to_string();
     assert!(err.contains("label 3"), "{err}");
 }
+
+/// ONNX's standard image keys: written beside ours, read from a model that carries only them,
+/// and refused where they ask for pixels this runtime does not feed.
+#[test]
+fn standard_image_metadata_is_read_and_checked() {
+    let standard_only = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        altered(move |model| {
+            model.metadata_props.clear();
+            for (key, value) in pairs {
+                model
+                    .metadata_props
+                    .push(pb::StringStringEntryProto { key, value });
+            }
+        })
+    };
+    let classifier = load(&standard_only(&[
+        ("Image.BitmapPixelFormat", "Bgr8"),
+        ("Image.ColorSpaceGamma", "SRGB"),
+        ("Image.NominalPixelRange", "NominalRange_0_255"),
+    ]))
+    .expect("a model with the standard keys only");
+    let config = classifier.input_config();
+    assert_eq!(config.channel_order, runtime::ChannelOrder::Bgr);
+    assert_eq!(
+        (config.scale, config.mean, config.std),
+        (1.0, [0.0; 3], [1.0; 3])
+    );
+    assert_eq!((config.height, config.width), (8, 8));
+    for (key, value) in [
+        ("Image.BitmapPixelFormat", "Gray8"),
+        ("Image.ColorSpaceGamma", "Linear"),
+        ("Image.NominalPixelRange", "NominalRange_16_235"),
+    ] {
+        let err = load(&standard_only(&[(key, value)]))
+            .expect_err(value)
+            .to_string();
+        assert!(err.contains("hostile.onnx") && err.contains(key), "{err}");
+    }
+    // Written by the trainer's metadata: the CNN's pixels / 255 are Normalized_0_1.
+    let written: std::collections::HashMap<String, String> = runtime::InputConfig::unit_rgb(32)
+        .to_metadata()
+        .into_iter()
+        .collect();
+    assert_eq!(written["Image.BitmapPixelFormat"], "Rgb8");
+    assert_eq!(written["Image.NominalPixelRange"], "Normalized_0_1");
+}
+
+/// A weight stored "externally" at a path outside the model's folder is never read: the model
+/// is loaded from bytes, and both engines refuse external data there.
+#[test]
+fn external_data_outside_the_model_is_not_read() {
+    let bytes = altered(|model| {
+        let graph = model.graph.as_mut().expect("a graph");
+        let weight = graph
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == "conv.w")
+            .expect("the convolution's weight");
+        weight.raw_data.clear();
+        weight.float_data.clear();
+        weight.data_location = Some(pb::tensor_proto::DataLocation::External as i32);
+        for (key, value) in [("location", "../../../../etc/passwd"), ("length", "432")] {
+            weight.external_data.push(pb::StringStringEntryProto {
+                key: key.into(),
+                value: value.into(),
+            });
+        }
+    });
+    let err = load(&bytes).expect_err("external data").to_string();
+    assert!(err.contains("hostile.onnx"), "{err}");
+}

@@ -532,7 +532,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::FetchOrt { dir } => {
-            let path = runtime::ort_library::fetch(dir.as_deref()).map_err(anyhow::Error::msg)?;
+            let path = runtime::ort_library::fetch(dir.as_deref())?;
             println!("{}", path.display());
         }
     }

@@ -51,25 +51,11 @@ pub(crate) fn find_cifar_dir(path: &Path) -> Option<PathBuf> {
         .find(|dir| dir.join("test_batch.bin").is_file() || dir.join("data_batch_1.bin").is_file())
 }
 
-/// Class names from `dir/batches.meta.txt`, one per non-empty line; the CIFAR-10 names when absent.
+/// Class names from `dir/batches.meta.txt` (see [`parse_meta`]); the CIFAR-10 names when absent.
 pub(crate) fn read_meta(dir: &Path) -> Result<Vec<String>, DataError> {
     let path = dir.join(META);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let classes: Vec<String> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect();
-            if classes.is_empty() || classes.len() > 256 {
-                return Err(DataError::invalid(
-                    &path,
-                    format!("expected 1 to 256 class names, found {}", classes.len()),
-                ));
-            }
-            Ok(classes)
-        }
+    match std::fs::read(&path) {
+        Ok(bytes) => parse_meta(&bytes, &path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Ok(CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect())
         }
@@ -77,9 +63,44 @@ pub(crate) fn read_meta(dir: &Path) -> Result<Vec<String>, DataError> {
     }
 }
 
+/// Class names from the text of a `batches.meta.txt`: one per non-empty line, 1 to 256 of them
+/// (labels are bytes); `path` names the file in errors.
+///
+/// # Errors
+/// When the text is not UTF-8 or holds no names or more than 256.
+pub fn parse_meta(bytes: &[u8], path: &Path) -> Result<Vec<String>, DataError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| DataError::invalid(path, format!("not UTF-8 text ({e})")))?;
+    let classes: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if classes.is_empty() || classes.len() > 256 {
+        return Err(DataError::invalid(
+            path,
+            format!("expected 1 to 256 class names, found {}", classes.len()),
+        ));
+    }
+    Ok(classes)
+}
+
 /// Reads one CIFAR batch file. Labels must index `classes`.
 pub fn read_cifar_file(path: &Path, classes: &[String]) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    read_cifar_bytes(&bytes, path, classes)
+}
+
+/// [`read_cifar_file`] on bytes in memory; `path` names them in errors.
+///
+/// # Errors
+/// When the bytes are empty, not whole records, or a label does not index `classes`.
+pub fn read_cifar_bytes(
+    bytes: &[u8],
+    path: &Path,
+    classes: &[String],
+) -> Result<Dataset, DataError> {
     let len = bytes.len() as u64;
     if bytes.is_empty() {
         return Err(DataError::invalid(path, "the file is empty"));

@@ -7,8 +7,8 @@ mod cifar;
 mod folder;
 
 pub use cifar::{
-    read_cifar_dir, read_cifar_file, write_cifar_file, write_meta, CifarSplit, CIFAR_SIDE,
-    RECORD_LEN,
+    parse_meta, read_cifar_bytes, read_cifar_dir, read_cifar_file, write_cifar_file, write_meta,
+    CifarSplit, CIFAR_SIDE, RECORD_LEN,
 };
 pub use folder::{read_image_folder, FolderReport};
 

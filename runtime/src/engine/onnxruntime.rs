@@ -37,7 +37,7 @@ fn environment(library: Option<&Path>) -> Result<&'static (Environment, String)>
                 path.display()
             )))
         }
-        None => ort_library::find().map_err(Error::OrtUnavailable)?,
+        None => ort_library::find().map_err(|e| Error::OrtUnavailable(e.to_string()))?,
     };
     let env = ort::init_from(&lib)
         .map_err(|e| Error::OrtUnavailable(format!("{}: {e:?}", lib.display())))?

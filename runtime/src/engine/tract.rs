@@ -25,6 +25,23 @@ fn executor(_: Option<usize>) -> Executor {
     Executor::SingleThread
 }
 
+/// Runs `f`, turning a panic inside tract into an error: some malformed graphs (a transpose
+/// whose permutation names axes the tensor lacks, found by fuzzing) make tract index out of
+/// bounds instead of returning an error. Where panics abort (WebAssembly), this cannot help.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(Error::BadModel {
+            path: path.to_path_buf(),
+            reason: format!("tract cannot run this graph (it failed inside: {why})"),
+        })
+    })
+}
+
 pub(crate) struct TractEngine {
     /// The model as read, with its symbolic dimensions (the batch, usually).
     model: InferenceModel,
@@ -32,6 +49,8 @@ pub(crate) struct TractEngine {
     /// than a symbolic one.
     plans: HashMap<Vec<usize>, Arc<TypedRunnableModel>>,
     executor: Executor,
+    /// The model's file, for errors.
+    path: std::path::PathBuf,
 }
 
 impl TractEngine {
@@ -42,15 +61,18 @@ impl TractEngine {
             engine: "tract",
             reason: format!("{}: {e:#}", path.display()),
         };
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut &bytes[..])
-            .map_err(fail)?;
-        // Typing the whole graph checks every operator and shape now, at load time.
-        model.clone().into_typed().map_err(fail)?;
-        Ok(TractEngine {
-            model,
-            plans: HashMap::new(),
-            executor: executor(threads),
+        guarded(path, || {
+            let model = tract_onnx::onnx()
+                .model_for_read(&mut &bytes[..])
+                .map_err(fail)?;
+            // Typing the whole graph checks every operator and shape now, at load time.
+            model.clone().into_typed().map_err(fail)?;
+            Ok(TractEngine {
+                model,
+                plans: HashMap::new(),
+                executor: executor(threads),
+                path: path.to_path_buf(),
+            })
         })
     }
 }
@@ -65,6 +87,13 @@ impl Engine for TractEngine {
     }
 
     fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {
+        let path = self.path.clone();
+        guarded(&path, || self.run_unguarded(input, shape))
+    }
+}
+
+impl TractEngine {
+    fn run_unguarded(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {
         let fail = |e: TractError| Error::Engine {
             engine: "tract",
             reason: format!("{e:#}"),

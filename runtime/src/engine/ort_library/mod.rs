@@ -24,6 +24,26 @@ const LIB_PREFIX: &str = "libonnxruntime";
 #[cfg(not(target_os = "macos"))]
 const LIB_PREFIX: &str = "libonnxruntime.so";
 
+/// Why no ONNX Runtime library could be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrtLibraryError {
+    /// None where it was looked for; the message says where that was.
+    #[error("{0}")]
+    NotFound(String),
+    /// No wheel of ONNX Runtime is known for this machine.
+    #[cfg(feature = "tools")]
+    #[error("no ONNX Runtime wheel is known for {os}/{arch}")]
+    UnknownPlatform {
+        os: &'static str,
+        arch: &'static str,
+    },
+    /// The pip fetch failed.
+    #[cfg(feature = "tools")]
+    #[error(transparent)]
+    Fetch(#[from] crate::pip::FetchError),
+}
+
 /// The newest-looking `libonnxruntime.so*` in `dir`, if any.
 fn in_dir(dir: &Path) -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -46,13 +66,16 @@ fn in_dir(dir: &Path) -> Option<PathBuf> {
 /// # Errors
 /// When `ORT_DYLIB_PATH` names no file, or it is unset and no library lies next to the
 /// executable.
-pub fn find() -> Result<PathBuf, String> {
+pub fn find() -> Result<PathBuf, OrtLibraryError> {
     if let Some(explicit) = std::env::var_os(ENV_VAR) {
         let path = PathBuf::from(explicit);
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!("{ENV_VAR}={} is not a file", path.display()))
+            Err(OrtLibraryError::NotFound(format!(
+                "{ENV_VAR}={} is not a file",
+                path.display()
+            )))
         };
     }
     let exe_dir = std::env::current_exe()
@@ -60,11 +83,11 @@ pub fn find() -> Result<PathBuf, String> {
         .and_then(|e| e.parent().map(Path::to_path_buf));
     match exe_dir.as_deref().and_then(in_dir) {
         Some(found) => Ok(found),
-        None => Err(format!(
+        None => Err(OrtLibraryError::NotFound(format!(
             "no libonnxruntime found ({ENV_VAR} unset, none next to the executable{})",
             exe_dir
                 .map(|d| format!(" in {}", d.display()))
                 .unwrap_or_default()
-        )),
+        ))),
     }
 }

@@ -2,7 +2,7 @@
 //! (made by [`fetch`]) and the `onnxruntime` Python package, when `python3` can import it; and
 //! fetching the library through pip.
 
-use super::{find, in_dir, ORT_VERSION};
+use super::{find, in_dir, OrtLibraryError, ORT_VERSION};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,7 +31,7 @@ fn from_python() -> Option<PathBuf> {
 ///
 /// # Errors
 /// When none of those places has the library.
-pub fn locate() -> Result<PathBuf, String> {
+pub fn locate() -> Result<PathBuf, OrtLibraryError> {
     let core = match find() {
         Ok(found) => return Ok(found),
         Err(why) => why,
@@ -45,31 +45,34 @@ pub fn locate() -> Result<PathBuf, String> {
     if let Some(found) = from_python() {
         return Ok(found);
     }
-    Err(format!(
+    Err(OrtLibraryError::NotFound(format!(
         "{core}, nor in {} or a Python onnxruntime package; `runtime fetch-ort` installs ONNX Runtime {ORT_VERSION} there",
         project_dir().display()
-    ))
+    )))
 }
 
 /// The wheel platform tag of this machine, for `pip download`.
-fn wheel_platform() -> Result<&'static str, String> {
+fn wheel_platform() -> Result<&'static str, OrtLibraryError> {
     match (std::env::consts::OS, std::env::consts::ARCH) {
         ("linux", "x86_64") => Ok("manylinux_2_28_x86_64"),
         ("linux", "aarch64") => Ok("manylinux_2_28_aarch64"),
-        (os, arch) => Err(format!("no ONNX Runtime wheel is known for {os}/{arch}")),
+        (os, arch) => Err(OrtLibraryError::UnknownPlatform { os, arch }),
     }
 }
 
 /// Downloads the `onnxruntime` wheel of [`ORT_VERSION`] through pip and unpacks its shared
 /// library into `dir` (the project folder when `None`). Returns the library's path.
-pub fn fetch(dir: Option<&Path>) -> Result<PathBuf, String> {
+///
+/// # Errors
+/// When no wheel is known for this machine, or pip's download or the unpacking fails.
+pub fn fetch(dir: Option<&Path>) -> Result<PathBuf, OrtLibraryError> {
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(project_dir);
     let lib_name = format!("libonnxruntime.so.{ORT_VERSION}");
     let target = dir.join(&lib_name);
-    crate::pip::fetch_wheel_file(
+    Ok(crate::pip::fetch_wheel_file(
         &format!("onnxruntime=={ORT_VERSION}"),
         Some(wheel_platform()?),
         &format!("onnxruntime/capi/{lib_name}"),
         &target,
-    )
+    )?)
 }
