@@ -94,12 +94,41 @@ pub fn load_data(
     if let Some(n) = limits.1 {
         test.truncate(n);
     }
-    Ok(Splits {
+    let mut present: Vec<u8> = train.labels.clone();
+    present.sort_unstable();
+    present.dedup();
+    if let [only] = present[..] {
+        bail!(
+            "{}: all {} training images are of one class ({:?}): there is nothing to learn to tell apart",
+            path.display(),
+            train.len(),
+            train.classes.get(usize::from(only)).map_or("?", String::as_str)
+        );
+    }
+    let splits = Splits {
         source: path,
         standin,
         train,
         test,
-    })
+    };
+    for warning in splits.warnings() {
+        eprintln!("WARNING: {warning}");
+    }
+    Ok(splits)
+}
+
+impl Splits {
+    /// What a user must know about these splits; also written into each model's history.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.train.fingerprint() == self.test.fingerprint() {
+            warnings.push(format!(
+                "{}: the test images are the training images (a single file or a folder without train/ and test/): test accuracy measures memory, not generalisation",
+                self.source.display()
+            ));
+        }
+        warnings
+    }
 }
 
 /// Options of a training run.
@@ -171,10 +200,27 @@ pub struct Vgg16Run {
     pub show_progress: bool,
 }
 
+/// How an exported model names the file its VGG16 base came from: the file's name and its
+/// SHA-256, which say which weights it was without the folders of the machine that trained it.
+fn source_name(path: &std::path::Path, bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let name = path
+        .file_name()
+        .map_or_else(|| "?".into(), |n| n.to_string_lossy());
+    let hash: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{name} (sha256 {hash})")
+}
+
 /// Reads the VGG16 base of `run.source` and the transfer model's configuration for `splits`.
 pub fn vgg16_model(run: &Vgg16Run, classes: usize) -> anyhow::Result<(Vgg16Base, Vgg16Config)> {
-    let base = Vgg16Base::from_file(&run.source)?;
-    let mut config = Vgg16Config::new(&base, &run.source.to_string_lossy(), classes, run.side);
+    use anyhow::Context;
+    let bytes =
+        std::fs::read(&run.source).with_context(|| format!("reading {}", run.source.display()))?;
+    let base = Vgg16Base::from_bytes(&bytes, &run.source)?;
+    let mut config = Vgg16Config::new(&base, &source_name(&run.source, &bytes), classes, run.side);
     config.freeze = run.freeze;
     config.dropout = run.dropout;
     config.check(&base).map_err(anyhow::Error::msg)?;
@@ -275,20 +321,18 @@ fn save<M>(
         logits: trained.test_logits,
     }
     .save(&reference)?;
-    let history = dir.join(format!("{name}.history.json"));
-    train::save_history(&trained.history, &history)?;
+    let history_path = dir.join(format!("{name}.history.json"));
+    let mut history = trained.history;
+    history.warnings = splits.warnings();
+    train::save_history(&history, &history_path)?;
     let curves = dir.join(format!("{name}.curves.png"));
-    crate::plot::plot_history(&trained.history, &curves)?;
+    crate::plot::plot_history(&history, &curves)?;
     Ok(Artifacts {
         onnx,
         reference,
-        history,
+        history: history_path,
         curves,
-        final_accuracy: trained
-            .history
-            .epochs
-            .last()
-            .map_or(0.0, |e| e.val_accuracy),
+        final_accuracy: history.epochs.last().map_or(0.0, |e| e.val_accuracy),
     })
 }
 
@@ -303,7 +347,9 @@ pub fn ensure_onnxruntime() -> Option<String> {
         runtime::ort_library::ORT_VERSION,
         runtime::ort_library::project_dir().display()
     );
-    runtime::ort_library::fetch(None).err()
+    runtime::ort_library::fetch(None)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// Runs the test split through ort (on the first usable of `providers`) and tract, compares with

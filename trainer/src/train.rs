@@ -94,6 +94,9 @@ pub struct History {
     #[serde(default)]
     pub setup_seconds: f64,
     pub epochs: Vec<EpochRecord>,
+    /// What the user should know about the data (e.g. the test set is the training set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A trained model on the inner (non-autodiff) backend, its history and its test-set logits.
@@ -386,6 +389,7 @@ pub fn train_cnn<B: TrainBackend>(
         test_images: test.len(),
         setup_seconds: 0.0,
         epochs: Vec::new(),
+        warnings: Vec::new(),
     };
     let input = InputConfig::unit_rgb(train.side);
     let batch = |indices: &[usize]| images_of::<B>(train, indices, &input, device);

@@ -278,6 +278,7 @@ pub fn train_vgg16<B: TrainBackend>(
         test_images: test.len(),
         setup_seconds,
         epochs: Vec::new(),
+        warnings: Vec::new(),
     };
     let eval_batch = config.eval_batch_size;
     // With the cache, batches are rows of frozen features and the model starts after the frozen

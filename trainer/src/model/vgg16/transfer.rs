@@ -78,7 +78,7 @@ pub struct Vgg16Config {
     pub hidden: usize,
     pub dropout: f64,
     pub freeze: Freeze,
-    /// The VGG16 file the base came from.
+    /// The VGG16 file the base came from: its name and SHA-256 (`vgg16.onnx (sha256 ...)`).
     pub source: String,
     pub source_layout: SourceLayout,
 }
