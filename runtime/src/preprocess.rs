@@ -152,7 +152,7 @@ impl InputConfig {
         }
         match (self.scale, all(self.mean, 0.0), all(self.mean, 1.0)) {
             (s, true, _) if s == 1.0 / 255.0 => Some("Normalized_0_1"),
-            (s, true, _) if s == 1.0 => Some("NominalRange_0_255"),
+            (1.0, true, _) => Some("NominalRange_0_255"),
             (s, _, true) if s == 2.0 / 255.0 => Some("Normalized_1_1"),
             _ => None,
         }

@@ -200,7 +200,7 @@ impl ReferencePredictions {
     /// `1..=`[`MAX_INPUT_SIDE`](crate::preprocess::MAX_INPUT_SIDE), logits that are not
     /// `samples x classes` finite numbers.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let preds: Self = serde_json::from_slice(&bytes).map_err(|e| Error::BadModel {
+        let preds: Self = serde_json::from_slice(bytes).map_err(|e| Error::BadModel {
             path: path.to_path_buf(),
             reason: format!("not a predictions file ({e})"),
         })?;
