@@ -8,7 +8,28 @@
 //! println!("{} ({:.1} %) via {}", prediction.label, 100.0 * prediction.probability, classifier.engine_name());
 //! # Ok::<(), runtime::Error>(())
 //! ```
-
+//!
+//! A run on the crate's own 3-class test model, with tract (8x8 images: one red, one blue):
+//!
+//! ```
+//! use runtime::{Classifier, EngineChoice};
+//!
+//! let model = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_classifier.onnx");
+//! let mut classifier = Classifier::builder().engine(EngineChoice::Tract).build_from_file(model)?;
+//! assert_eq!(classifier.info().input.shape_text(), "[batch, 3, 8, 8]");
+//! let plane = 8 * 8;
+//! let mut planar = vec![0u8; 2 * 3 * plane];
+//! planar[..plane].fill(230); // image 0: red plane full
+//! planar[3 * plane + 2 * plane..].fill(230); // image 1: blue plane full
+//! let predictions = classifier.classify_planar(&planar)?;
+//! assert_eq!(predictions.len(), 2);
+//! for p in &predictions {
+//!     assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+//!     println!("{} ({:.1} %)", p.label, 100.0 * p.probability);
+//! }
+//! # Ok::<(), runtime::Error>(())
+//! ```
+//!
 //! The library's core is the classifier, its builder, preprocessing, the engines, [`Prediction`],
 //! [`Error`] and the output rows: it starts no process, opens no network connection, writes no
 //! file and looks for ONNX Runtime only where its caller says
@@ -19,6 +40,8 @@
 //! file writes. An app or a wasm page depends on the core alone:
 //! `runtime = { path = "...", default-features = false }` (add `features = ["ort"]` for ONNX
 //! Runtime).
+
+#![warn(missing_docs)]
 
 #[cfg(feature = "tools")]
 pub mod batch;
@@ -44,29 +67,47 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// A model file that cannot be used, or a value in it that cannot.
     #[error("{path}: not a usable model: {reason}")]
-    BadModel { path: PathBuf, reason: String },
-    #[error("{engine}: {reason}")]
-    Engine {
-        engine: &'static str,
+    BadModel {
+        /// The model file (or the name it was given).
+        path: PathBuf,
+        /// Why, naming the field where one is at fault.
         reason: String,
     },
+    /// An engine failed to load or run the model.
+    #[error("{engine}: {reason}")]
+    Engine {
+        /// `ort` or `tract`.
+        engine: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// ONNX Runtime's library could not be found or loaded; the text says where it was looked for.
     #[error("ONNX Runtime is not available: {0}")]
     OrtUnavailable(String),
+    /// An image file could not be used.
     #[error("{path}: {source}")]
     Image {
+        /// The image file (or the name it was given).
         path: PathBuf,
+        /// Why it could not be used.
         #[source]
         source: preprocess::ImageError,
     },
+    /// The input handed to a call does not fit the model (its size, its batch).
     #[error("input: {0}")]
     Input(String),
+    /// A data set could not be read.
     #[cfg(feature = "tools")]
     #[error(transparent)]
     Data(#[from] data::DataError),

@@ -13,7 +13,9 @@ pub const MAX_CLASSES: usize = 100_000;
 /// One input or output: its name and shape (`None` for a symbolic dimension such as the batch).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorInfo {
+    /// The tensor's name in the graph.
     pub name: String,
+    /// Its dimensions, `None` where symbolic.
     pub shape: Vec<Option<usize>>,
     /// The names of the symbolic dimensions (`batch`), where the file gives them.
     symbols: Vec<Option<String>>,
@@ -45,7 +47,9 @@ impl TensorInfo {
 pub struct ModelInfo {
     /// The file the model came from (or the name it was given).
     pub path: std::path::PathBuf,
+    /// The image input.
     pub input: TensorInfo,
+    /// The first output (the class scores).
     pub output: TensorInfo,
     /// `metadata_props` of the model.
     pub metadata: HashMap<String, String>,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 /// What happened to one file.
 #[derive(Debug, Clone)]
 pub struct FileOutcome {
+    /// The file.
     pub path: PathBuf,
     /// The prediction, or why there is none.
     pub result: Result<Prediction, String>,
@@ -41,9 +42,13 @@ impl std::str::FromStr for Format {
 /// What every row shares.
 #[derive(Debug, Clone)]
 pub struct RowContext {
+    /// Class names, indexed by class (an index is printed where a name is missing).
     pub classes: Vec<String>,
+    /// How many of the most probable classes each row lists.
     pub top_k: usize,
+    /// The engine that ran the model (`ort` or `tract`).
     pub engine: String,
+    /// The execution provider that ran it.
     pub provider: String,
 }
 

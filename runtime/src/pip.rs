@@ -11,17 +11,26 @@ pub enum FetchError {
     /// `python3` could not be started.
     #[error("{what}: cannot start python3: {source}")]
     Start {
+        /// What was being done.
         what: String,
+        /// Why it could not be.
         #[source]
         source: std::io::Error,
     },
     /// pip or the unpacking failed; `stderr` is what it said.
     #[error("{what} failed: {stderr}")]
-    Failed { what: String, stderr: String },
+    Failed {
+        /// What was being done.
+        what: String,
+        /// What pip or Python said.
+        stderr: String,
+    },
     /// A file or folder could not be made or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// Why it could not be.
         #[source]
         source: std::io::Error,
     },

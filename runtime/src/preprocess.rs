@@ -19,7 +19,9 @@ pub enum Layout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ChannelOrder {
+    /// Red, green, blue.
     Rgb,
+    /// Blue, green, red (Caffe and Keras' VGG16).
     Bgr,
 }
 
@@ -27,12 +29,19 @@ pub enum ChannelOrder {
 /// `value = (pixel * scale - mean[c]) / std[c]`, with `c` in the model's channel order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputConfig {
+    /// Input height in pixels.
     pub height: usize,
+    /// Input width in pixels.
     pub width: usize,
+    /// Where the channel axis is.
     pub layout: Layout,
+    /// The order of the colour channels.
     pub channel_order: ChannelOrder,
+    /// Multiplier applied to 0..255 pixel values.
     pub scale: f32,
+    /// Subtracted after scaling, per channel in the model's order.
     pub mean: [f32; 3],
+    /// Divided by last, per channel in the model's order.
     pub std: [f32; 3],
 }
 
@@ -42,6 +51,7 @@ pub struct InputConfig {
 pub struct MetadataError {
     /// The metadata key (see [`keys`]).
     pub key: String,
+    /// Why the value cannot be used.
     pub reason: String,
 }
 
@@ -348,12 +358,16 @@ impl InputConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ImageError {
+    /// The file could not be read.
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    /// The bytes are not an image of a supported format, or exceed the decoding limits.
     #[error("cannot decode: {0}")]
     Decode(#[from] image::ImageError),
+    /// The file is empty.
     #[error("the file is empty")]
     Empty,
+    /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{0} bytes is larger than the {MAX_FILE_BYTES}-byte limit for one image file")]
     TooLarge(u64),
     /// The file stops before its format's end marker: a decoder would fill the rest in.

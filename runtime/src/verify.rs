@@ -14,16 +14,20 @@ pub const DEFAULT_TOLERANCE: f64 = 1e-4;
 /// Accuracy figures of one model on one labelled set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evaluation {
+    /// Images evaluated.
     pub samples: usize,
+    /// Fraction of images whose top-1 class is their label.
     pub accuracy: f64,
     /// Per class: correct / images of that class (`None` when the set has none of it).
     pub per_class: Vec<Option<f64>>,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<usize>>,
+    /// Class names, indexed by label.
     pub classes: Vec<String>,
     /// `samples x classes` probabilities, row-major (not serialized).
     #[serde(skip)]
     pub probabilities: Vec<f32>,
+    /// Seconds the engine took.
     pub seconds: f64,
 }
 
@@ -156,7 +160,9 @@ pub struct ReferencePredictions {
     /// The side its images were loaded at (the model may take them resized).
     #[serde(default = "cifar_side")]
     pub side: usize,
+    /// Images evaluated.
     pub samples: usize,
+    /// Classes per prediction.
     pub classes: usize,
     /// `samples x classes` logits, row-major.
     pub logits: Vec<f32>,
@@ -172,6 +178,10 @@ impl ReferencePredictions {
         model.with_extension("burn.json")
     }
 
+    /// Writes the predictions to `path` atomically.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec(self).map_err(|e| Error::Input(e.to_string()))?;
         crate::write_atomic(path, &json).map_err(|source| Error::Io {
@@ -242,15 +252,19 @@ impl ReferencePredictions {
 /// How one engine did against the reference.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineCheck {
+    /// `ort` or `tract`.
     pub engine: String,
     /// The execution provider that actually ran (`None` when the engine could not run).
     pub provider: Option<String>,
+    /// Images evaluated.
     pub samples: usize,
+    /// Its accuracy on the labels, when it ran.
     pub accuracy: Option<f64>,
     /// Fraction of images whose top-1 class equals the reference's.
     pub top1_agreement: Option<f64>,
     /// Largest |p_engine - p_reference| over all images and classes.
     pub max_abs_prob_diff: Option<f64>,
+    /// Seconds it took, when it ran.
     pub seconds: Option<f64>,
     /// Why the engine did not run, when it did not.
     pub error: Option<String>,
@@ -259,11 +273,17 @@ pub struct EngineCheck {
 /// The `models/<name>.verify.json` report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VerifyReport {
+    /// The model file verified.
     pub model: PathBuf,
+    /// The data set the predictions were made on.
     pub data: PathBuf,
+    /// Images evaluated.
     pub samples: usize,
+    /// What made the reference predictions (e.g. `burn (flex, cpu)`).
     pub reference: String,
+    /// The reference's accuracy on the same images.
     pub reference_accuracy: f64,
+    /// One check per engine.
     pub engines: Vec<EngineCheck>,
 }
 

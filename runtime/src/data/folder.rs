@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// Files an image-folder read skipped, with the reason for each.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct FolderReport {
+    /// Files that could not be read, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
 }
 

@@ -17,28 +17,47 @@ use std::path::{Path, PathBuf};
 /// Errors from reading a data set. Each names the file involved.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// A file or folder could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// A CIFAR file whose length is not a whole number of records.
     #[error("{path}: {len} bytes is not a whole number of {record}-byte CIFAR records (the record at byte offset {offset} is truncated)")]
     Truncated {
+        /// The file.
         path: PathBuf,
+        /// Its length in bytes.
         len: u64,
+        /// Bytes per record.
         record: usize,
+        /// Where the last, partial record starts.
         offset: u64,
     },
+    /// A record whose label names no class.
     #[error("{path}: byte offset {offset}: label {label} is out of range (the set has {classes} classes)")]
     BadLabel {
+        /// The file.
         path: PathBuf,
+        /// Where the record starts.
         offset: u64,
+        /// The label byte.
         label: u8,
+        /// How many classes there are.
         classes: usize,
     },
+    /// A file or folder that is not a usable data set.
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
 }
 
 impl DataError {

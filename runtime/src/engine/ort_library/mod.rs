@@ -35,7 +35,9 @@ pub enum OrtLibraryError {
     #[cfg(feature = "tools")]
     #[error("no ONNX Runtime wheel is known for {os}/{arch}")]
     UnknownPlatform {
+        /// The operating system (`std::env::consts::OS`).
         os: &'static str,
+        /// The processor architecture (`std::env::consts::ARCH`).
         arch: &'static str,
     },
     /// The pip fetch failed.
