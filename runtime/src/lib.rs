@@ -91,6 +91,9 @@ pub enum Error {
         engine: &'static str,
         /// What went wrong.
         reason: String,
+        /// The engine's own error, where it gave one (its text is part of `reason` too).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// ONNX Runtime's library could not be found or loaded; the text says where it was looked for.
     #[error("ONNX Runtime is not available: {0}")]
@@ -323,6 +326,7 @@ impl Classifier {
             return Err(Error::Engine {
                 engine: self.engine.name(),
                 reason: format!("output of shape {out_shape:?} for a batch of {batch}"),
+                source: None,
             });
         }
         // A symbolic output size is known only now: the class names must still match it.
@@ -340,6 +344,7 @@ impl Classifier {
             return Err(Error::Engine {
                 engine: self.engine.name(),
                 reason: format!("the model output {bad}, not a score"),
+                source: None,
             });
         }
         if !self.info.outputs_probabilities {

@@ -128,6 +128,7 @@ impl OrtEngine {
                         .collect::<Vec<_>>()
                         .join(",")
                 ),
+                source: None,
             })?;
         let input = session
             .inputs()
@@ -161,6 +162,7 @@ impl Engine for OrtEngine {
         let fail = |e: ort::Error| Error::Engine {
             engine: "ort",
             reason: e.to_string(),
+            source: Some(Box::new(e)),
         };
         let tensor = TensorRef::from_array_view((shape.to_vec(), input)).map_err(fail)?;
         let outputs = self

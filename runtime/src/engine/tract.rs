@@ -60,6 +60,7 @@ impl TractEngine {
         let fail = |e: TractError| Error::Engine {
             engine: "tract",
             reason: format!("{}: {e:#}", path.display()),
+            source: Some(e.into()),
         };
         guarded(path, || {
             let model = tract_onnx::onnx()
@@ -97,6 +98,7 @@ impl TractEngine {
         let fail = |e: TractError| Error::Engine {
             engine: "tract",
             reason: format!("{e:#}"),
+            source: Some(e.into()),
         };
         let tensor = Tensor::from_shape(shape, input).map_err(fail)?;
         let plan = match self.plans.get(shape) {
@@ -124,6 +126,7 @@ impl TractEngine {
         let out = outputs.first().ok_or_else(|| Error::Engine {
             engine: "tract",
             reason: "the model produced no output".into(),
+            source: None,
         })?;
         let view = out.to_plain_array_view::<f32>().map_err(fail)?;
         Ok((view.shape().to_vec(), view.iter().copied().collect()))
