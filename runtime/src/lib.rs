@@ -199,6 +199,10 @@ impl ClassifierBuilder {
     }
 
     /// Loads the model file at `path`.
+    ///
+    /// # Errors
+    /// `Error::Io` when the file cannot be read; otherwise as
+    /// [`ClassifierBuilder::build_from_bytes`].
     pub fn build_from_file(self, path: impl AsRef<Path>) -> Result<Classifier> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
@@ -209,6 +213,12 @@ impl ClassifierBuilder {
     }
 
     /// Loads a model from memory; `name` only names it in errors.
+    ///
+    /// # Errors
+    /// `Error::BadModel` when the bytes are not an image classifier or a value in its metadata is
+    /// unusable (the field named); `Error::Input` for an unusable
+    /// [`ClassifierBuilder::input_config`]; `Error::OrtUnavailable` or `Error::Engine` when the
+    /// engine asked for cannot load it.
     pub fn build_from_bytes(self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Classifier> {
         let name = name.as_ref();
         let info = ModelInfo::from_bytes(bytes, name)?;
@@ -307,6 +317,10 @@ impl Classifier {
     /// Runs a prepared input tensor (laid out as [`Classifier::input_config`] says) and returns the
     /// model's first output as it is, with its shape: for models that are not classifiers, such as
     /// feature extractors.
+    ///
+    /// # Errors
+    /// `Error::Input` when `input` is not `batch` images of the model's shape; `Error::Engine` when
+    /// the engine fails.
     pub fn run_raw(&mut self, input: &[f32], batch: usize) -> Result<(Vec<usize>, Vec<f32>)> {
         let shape = self.config.shape(batch);
         if input.len() != shape.iter().product::<usize>() {
@@ -319,6 +333,10 @@ impl Classifier {
     }
 
     /// Runs a prepared input tensor and returns `[batch, classes]` probabilities.
+    ///
+    /// # Errors
+    /// As [`Classifier::run_raw`]; also when the output is not `[batch, classes]` finite scores, or
+    /// its size differs from the model's class names.
     pub fn run_tensor(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
         let (out_shape, mut values) = self.run_raw(input, batch)?;
         let classes = out_shape.last().copied().unwrap_or(0);
@@ -354,6 +372,10 @@ impl Classifier {
     }
 
     /// Classifies planar RGB images (`C,H,W` bytes each) already at the model's size.
+    ///
+    /// # Errors
+    /// `Error::Input` when the bytes are not whole images of the model's size; otherwise as
+    /// [`Classifier::run_tensor`].
     pub fn classify_planar(&mut self, planar: &[u8]) -> Result<Vec<Prediction>> {
         let per_image = 3 * self.config.height * self.config.width;
         if planar.is_empty() || !planar.len().is_multiple_of(per_image) {
@@ -374,6 +396,10 @@ impl Classifier {
     }
 
     /// Decodes, resizes and classifies one image file.
+    ///
+    /// # Errors
+    /// `Error::Image` (naming the file) when it cannot be read or decoded; otherwise as
+    /// [`Classifier::run_tensor`].
     pub fn classify_file(&mut self, path: impl AsRef<Path>) -> Result<Prediction> {
         let path = path.as_ref();
         let img = preprocess::decode_image(path);
@@ -384,6 +410,9 @@ impl Classifier {
     /// reads); `name` only names it in errors.
     ///
     /// [`classify_file`]: Classifier::classify_file
+    ///
+    /// # Errors
+    /// As [`Classifier::classify_file`].
     pub fn classify_bytes(&mut self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Prediction> {
         let img = preprocess::decode_image_bytes(bytes);
         self.classify_decoded(img, name.as_ref())
@@ -426,6 +455,9 @@ impl Classifier {
 #[cfg(feature = "tools")]
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
 /// reader never sees a half-written file and an interrupted write leaves the old file in place.
+///
+/// # Errors
+/// When the folder cannot be made or the file cannot be written or renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = match path.parent() {

@@ -128,6 +128,11 @@ fn check_nodes_at(graph: &pb::GraphProto, depth: usize) -> Result<(), String> {
 
 impl ModelInfo {
     /// Parses the model's protobuf. `path` only names the model in errors.
+    ///
+    /// # Errors
+    /// `Error::BadModel` when the bytes are not an ONNX image classifier (one rank-4 input, an
+    /// output of at most [`MAX_CLASSES`] classes) or a metadata value is unusable, naming the
+    /// field.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         let bad = |reason: String| Error::BadModel {
             path: path.to_path_buf(),

@@ -384,6 +384,9 @@ pub const MAX_DECODE_ALLOC: u64 = 1 << 30;
 
 /// Decodes an image file of any supported format (PNG, JPEG, BMP, GIF, WebP), with bounded
 /// memory, and turns it upright as its EXIF orientation says.
+///
+/// # Errors
+/// When the file is empty, larger than [`MAX_FILE_BYTES`], or as [`decode_image_bytes`].
 pub fn decode_image(path: &Path) -> Result<image::DynamicImage, ImageError> {
     let len = std::fs::metadata(path)?.len();
     if len == 0 {
@@ -396,6 +399,10 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage, ImageError> {
 }
 
 /// [`decode_image`] for bytes already in memory.
+///
+/// # Errors
+/// When the bytes are empty, not an image of a supported format, cut short, or beyond the decoding
+/// limits ([`MAX_SIDE`], [`MAX_DECODE_ALLOC`]).
 pub fn decode_image_bytes(bytes: &[u8]) -> Result<image::DynamicImage, ImageError> {
     use image::ImageDecoder;
     if bytes.is_empty() {
@@ -431,6 +438,9 @@ fn contains(bytes: &[u8], marker: &[u8]) -> bool {
 }
 
 /// Decodes an image file to planar RGB of `height x width` (see [`fit_planar`]).
+///
+/// # Errors
+/// As [`decode_image`].
 pub fn load_planar(path: &Path, height: usize, width: usize) -> Result<Vec<u8>, ImageError> {
     Ok(fit_planar(&decode_image(path)?, height, width))
 }
@@ -638,6 +648,19 @@ mod tests {
             let err = decode_image_bytes(cut).expect_err("a cut-off file");
             assert!(err.to_string().contains("truncated"), "{format:?}: {err}");
         }
+    }
+
+    /// A PNG that claims 20,000 x 20,000 pixels in a hundred bytes is refused by its header,
+    /// before a byte of the 1.2 GB it would take is allocated.
+    #[test]
+    fn a_decompression_bomb_is_refused_before_it_allocates() {
+        let bomb = include_bytes!("../../fuzz/seeds/image_bytes/bomb_20000x20000.png");
+        assert!(bomb.len() < 1000);
+        let err = decode_image_bytes(bomb).expect_err("a 20000x20000 PNG");
+        assert!(
+            matches!(err, ImageError::Decode(image::ImageError::Limits(_))),
+            "{err}"
+        );
     }
 
     #[test]

@@ -110,6 +110,10 @@ impl Evaluation {
 
 /// Runs every image of `set` through `classifier` in batches of `batch`, resized first (as
 /// [`Dataset::resized`]) when the model takes another size.
+///
+/// # Errors
+/// When the model's input is not square, its class count differs from the set's, or the engine
+/// fails.
 pub fn evaluate(classifier: &mut Classifier, set: &Dataset, batch: usize) -> Result<Evaluation> {
     let config = classifier.input_config();
     if config.height != config.width {

@@ -87,6 +87,9 @@ pub fn parse_meta(bytes: &[u8], path: &Path) -> Result<Vec<String>, DataError> {
 }
 
 /// Reads one CIFAR batch file. Labels must index `classes`.
+///
+/// # Errors
+/// When the file cannot be read, is not whole records, or a label does not index `classes`.
 pub fn read_cifar_file(path: &Path, classes: &[String]) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     read_cifar_bytes(&bytes, path, classes)
@@ -138,6 +141,9 @@ pub fn read_cifar_bytes(
 }
 
 /// Reads a split of a `cifar-10-batches-bin` folder: all `data_batch_N.bin` in order, or `test_batch.bin`.
+///
+/// # Errors
+/// When the folder holds no batch of the split, or a batch or the class list cannot be read.
 pub fn read_cifar_dir(dir: &Path, split: CifarSplit) -> Result<Dataset, DataError> {
     let classes = read_meta(dir)?;
     let files: Vec<PathBuf> = match split {
@@ -169,6 +175,9 @@ pub fn read_cifar_dir(dir: &Path, split: CifarSplit) -> Result<Dataset, DataErro
 }
 
 /// Writes `set` (32x32 images) as one CIFAR batch file, atomically.
+///
+/// # Errors
+/// When the images are not 32x32 or the file cannot be written.
 pub fn write_cifar_file(path: &Path, set: &Dataset) -> Result<(), DataError> {
     if set.side != CIFAR_SIDE {
         return Err(DataError::invalid(
@@ -188,6 +197,9 @@ pub fn write_cifar_file(path: &Path, set: &Dataset) -> Result<(), DataError> {
 }
 
 /// Writes `batches.meta.txt` with one class name per line.
+///
+/// # Errors
+/// When the file cannot be written.
 pub fn write_meta(dir: &Path, classes: &[String]) -> Result<(), DataError> {
     let path = dir.join(META);
     let mut text = Vec::new();

@@ -25,6 +25,9 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 ///
 /// A file that cannot be decoded is skipped and listed in the report; the read fails only when
 /// the folder itself cannot be listed or holds no class with an image.
+///
+/// # Errors
+/// When the folder cannot be listed, has no class folder or more than 256, or no readable image.
 pub fn read_image_folder(root: &Path, side: usize) -> Result<(Dataset, FolderReport), DataError> {
     let class_dirs: Vec<PathBuf> = sorted_entries(root)?
         .into_iter()

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// Errors from reading a data set. Each names the file involved.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DataError {
     /// A file or folder could not be read.
     #[error("{path}: {source}")]
