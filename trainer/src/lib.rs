@@ -1,5 +1,10 @@
 //! Trains the CIFAR-10 classifiers in Burn and exports them to ONNX.
 //!
+//! The module graph has no cycle; each module imports only modules below it (see
+//! `ARCHITECTURE.md`, checked by `tests/architecture.rs`).
+//!
+//! - [`onnx`]: building ONNX graphs (shared by the exporter and the VGG16 graph surgery);
+//!   [`files`]: writing outputs atomically.
 //! - [`data`]: the generated CIFAR-10 stand-in (readers are `runtime::data`).
 //! - [`ops`]: the convolution, dropout and max pooling the models train with (fast on the CPU).
 //! - [`model`]: the networks.
@@ -13,7 +18,9 @@ pub mod allocator;
 pub mod backend;
 pub mod data;
 pub mod export;
+pub mod files;
 pub mod model;
+pub mod onnx;
 pub mod ops;
 pub mod pipeline;
 pub mod plot;

@@ -4,6 +4,7 @@ use crate::backend::TrainBackend;
 use crate::backend::{self, DeviceChoice, OnBackend};
 use crate::data::standin::{self, StandinConfig};
 use crate::export;
+use crate::files;
 use crate::model::cnn::CnnConfig;
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Freeze, Vgg16Config};
@@ -65,7 +66,7 @@ pub fn load_data(
                         out.display()
                     );
                     standin::write(&dir, *standin)?;
-                    export::write_file(&stamp, wanted.as_bytes())?;
+                    files::write_file(&stamp, wanted.as_bytes())?;
                 }
                 (out, true)
             }
@@ -309,7 +310,7 @@ fn save<M>(
 ) -> anyhow::Result<Artifacts> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let onnx = dir.join(format!("{name}.onnx"));
-    export::write_file(&onnx, onnx_bytes)?;
+    files::write_file(&onnx, onnx_bytes)?;
     let reference = ReferencePredictions::path_for(&onnx);
     ReferencePredictions {
         producer: producer.to_string(),
@@ -370,7 +371,7 @@ pub fn verify(
         batch,
     )?;
     let path = VerifyReport::path_for(onnx);
-    export::write_file(&path, &serde_json::to_vec_pretty(&report)?)?;
+    files::write_file(&path, &serde_json::to_vec_pretty(&report)?)?;
     Ok(report)
 }
 

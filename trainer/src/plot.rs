@@ -109,7 +109,7 @@ pub fn plot_history(history: &History, path: &Path) -> anyhow::Result<()> {
     image::codecs::png::PngEncoder::new(&mut png)
         .write_image(&buffer, WIDTH, HEIGHT, image::ExtendedColorType::Rgb8)
         .context("encoding the curves as PNG")?;
-    crate::export::write_file(path, &png)
+    crate::files::write_file(path, &png)
 }
 
 use image::ImageEncoder;

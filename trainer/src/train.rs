@@ -107,16 +107,7 @@ pub struct Trained<M> {
     pub test_logits: Vec<f32>,
 }
 
-/// A network the loop can train: inputs (images or cached features) to logits.
-pub trait Logits<B: Backend> {
-    fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 2>;
-}
-
-impl<B: Kernels> Logits<B> for Cnn<B> {
-    fn logits(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        self.forward(x)
-    }
-}
+pub use crate::model::Logits;
 
 /// What the training loop needs besides the model and the optimiser.
 pub struct Fit<'a, B: Backend, M> {
@@ -442,5 +433,5 @@ pub fn format_summary(name: &str, rows: &[(String, String, usize)], frozen: usiz
 /// Saves the history as pretty JSON, atomically.
 pub fn save_history(history: &History, path: &Path) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(history)?;
-    crate::export::write_file(path, &json)
+    crate::files::write_file(path, &json)
 }

@@ -95,7 +95,7 @@ fn write_cache(path: &Path, values: &[f32], samples: usize) -> anyhow::Result<()
     for v in values {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    crate::export::write_file(path, &bytes)
+    crate::files::write_file(path, &bytes)
 }
 
 /// What happened to one split's cache.

@@ -4,9 +4,8 @@
 //! output `probabilities` (`[batch, classes]`, softmax applied in the graph), opset 13, and
 //! `metadata_props` naming the classes and the preprocessing ([`runtime::InputConfig`]).
 
-mod onnx;
-
-pub use onnx::{Attr, Dim, GraphBuilder, OPSET};
+pub use crate::onnx::OPSET;
+use crate::onnx::{Attr, GraphBuilder};
 
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::model::vgg16::features;
@@ -15,7 +14,6 @@ use burn::nn::conv::Conv2d;
 use burn::nn::Linear;
 use burn::prelude::*;
 use runtime::InputConfig;
-use std::path::Path;
 
 fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().iter::<f32>().collect()
@@ -147,10 +145,4 @@ pub fn vgg16_to_onnx<B: Backend>(
         serde_json::to_string(config).unwrap_or_default(),
     )];
     g.finish("vgg16_transfer", &x, &config.input_config(), classes, extra)
-}
-
-/// Writes `bytes` to `path` atomically (temporary file and rename).
-pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context;
-    runtime::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }

@@ -3,8 +3,8 @@
 
 use super::features::{self, Vgg16Features, CONVS};
 use super::source::{SourceLayout, Vgg16Base};
+use crate::model::Logits;
 use crate::ops::{dropout, Kernels};
-use crate::train::Logits;
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;

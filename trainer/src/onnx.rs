@@ -1,4 +1,5 @@
-//! A small builder for ONNX graphs, on the protobuf types that tract-onnx maintains.
+//! A small builder for ONNX graphs, on the protobuf types that tract-onnx maintains: what the
+//! exporter and the VGG16 graph surgery share (a leaf: it imports no other module of the crate).
 
 use prost::Message;
 use runtime::preprocess::keys;
