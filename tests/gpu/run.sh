@@ -7,8 +7,11 @@
 #
 # BIN_DIR (default .device) holds what `bash tests/gpu/pack.sh` builds and packs elsewhere: the
 # trainer with CUDA, ONNX Runtime's CPU library and the public VGG16 with bf16-rounded weights.
-# Logs and the table go to $OUT (default /tmp/gpu-check).
+# Logs and the table go to $OUT (default /tmp/gpu-check). A failed step does not stop the later
+# ones (each says what it can), but the script exits 1 naming the steps that failed; a failure
+# while preparing stops it at once.
 set -uo pipefail
+die() { echo "FAILED: $*" >&2; exit 1; }
 BIN=${1:-.device}
 OUT=${OUT:-/tmp/gpu-check}
 WORK=${WORK:-/tmp/gpu-work}
@@ -16,10 +19,11 @@ mkdir -p "$OUT" "$WORK"
 unpack() {
     python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$1" "$2"
 }
-unpack "$BIN/trainer.xz" "$WORK/trainer" && chmod +x "$WORK/trainer"
+unpack "$BIN/trainer.xz" "$WORK/trainer" && chmod +x "$WORK/trainer" || die "unpacking the trainer"
 ORT_XZ=$(ls "$BIN"/libonnxruntime.so.*.xz | sort -V | tail -1)
-unpack "$ORT_XZ" "$WORK/$(basename "$ORT_XZ" .xz)"
-unpack "$BIN/vgg16_bf16.onnx.xz" "$WORK/vgg16_bf16.onnx"
+[[ -n "$ORT_XZ" ]] || die "no libonnxruntime.so.*.xz in $BIN"
+unpack "$ORT_XZ" "$WORK/$(basename "$ORT_XZ" .xz)" || die "unpacking ONNX Runtime"
+unpack "$BIN/vgg16_bf16.onnx.xz" "$WORK/vgg16_bf16.onnx" || die "unpacking VGG16"
 export ORT_DYLIB_PATH="$WORK/$(basename "$ORT_XZ" .xz)"
 # Burn's CUDA backend loads libcuda (the driver) and NVRTC (CUDA's run-time compiler) at run time.
 NVRTC=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt -name 'libnvrtc.so*' 2>/dev/null | head -1)
@@ -30,16 +34,20 @@ export LD_LIBRARY_PATH="/usr/local/nvidia/lib64:${NVRTC:+$(dirname "$NVRTC"):}${
     echo "nvrtc: ${NVRTC:-not found}"
 } | tee "$OUT/machine.txt"
 T="$WORK/trainer"
-"$T" data --out "$WORK/data" --standin-train 50000 --standin-test "${TEST_IMAGES:-5000}"
+"$T" data --out "$WORK/data" --standin-train 50000 --standin-test "${TEST_IMAGES:-5000}" ||
+    die "generating the stand-in"
 DATA="$WORK/data/cifar-10-batches-bin"
 
+FAILED=()
 step() {
     local name=$1
     shift
     echo "== $name: $*"
     local start=$SECONDS
     "$@" 2>&1 | tee "$OUT/$name.log"
-    echo "$name: exit ${PIPESTATUS[0]}, $((SECONDS - start)) s" | tee -a "$OUT/steps.txt"
+    local status=${PIPESTATUS[0]}
+    echo "$name: exit $status, $((SECONDS - start)) s" | tee -a "$OUT/steps.txt"
+    ((status == 0)) || FAILED+=("$name (exit $status)")
 }
 
 # STEPS picks what runs (comma-separated), so that the check fits calls of limited length on one
@@ -74,4 +82,5 @@ for gpu in "$CACHE"/cifar-onnx/cubecl/*/; do
     cp "$gpu/autotune.log" "$OUT/autotune-$(basename "$gpu").log" 2>/dev/null
     du -sh "$gpu"
 done | tee "$OUT/kernel-cache.txt"
-python3 tests/gpu/table.py "$WORK/models" "$OUT/torch.log" | tee "$OUT/table.md"
+python3 tests/gpu/table.py "$WORK/models" "$OUT/torch.log" | tee "$OUT/table.md" || FAILED+=("table")
+((${#FAILED[@]} == 0)) || die "${FAILED[*]}"
