@@ -126,6 +126,56 @@ fn check_nodes_at(graph: &pb::GraphProto, depth: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The class names in the metadata, if any: 1 to [`MAX_CLASSES`] of them, as many as the output
+/// has values an image where that size is fixed (`outputs`).
+fn class_names(
+    metadata: &HashMap<String, String>,
+    outputs: Option<usize>,
+    output: &str,
+) -> std::result::Result<Option<Vec<String>>, String> {
+    let Some(json) = metadata.get(keys::CLASSES) else {
+        return Ok(None);
+    };
+    let names = serde_json::from_str::<Vec<String>>(json)
+        .map_err(|e| format!("metadata {}: not a JSON list of names ({e})", keys::CLASSES))?;
+    if names.is_empty() || names.len() > MAX_CLASSES {
+        return Err(format!(
+            "metadata {}: {} names (a classifier has 1 to {MAX_CLASSES} classes)",
+            keys::CLASSES,
+            names.len()
+        ));
+    }
+    if let Some(n) = outputs.filter(|&n| n != names.len()) {
+        return Err(format!(
+            "metadata {}: {} class names, but output {output:?} has {n} values an image",
+            keys::CLASSES,
+            names.len()
+        ));
+    }
+    Ok(Some(names))
+}
+
+/// Whether the output holds probabilities: our metadata says; otherwise a graph whose output
+/// comes out of a Softmax gives them.
+fn gives_probabilities(
+    metadata: &HashMap<String, String>,
+    graph: &pb::GraphProto,
+    output: &str,
+) -> std::result::Result<bool, String> {
+    match metadata.get(keys::OUTPUT).map(String::as_str) {
+        Some("probabilities") => Ok(true),
+        Some("logits") => Ok(false),
+        Some(other) => Err(format!(
+            "metadata {}: {other:?} is neither \"probabilities\" nor \"logits\"",
+            keys::OUTPUT
+        )),
+        None => Ok(graph
+            .node
+            .iter()
+            .any(|n| n.op_type == "Softmax" && n.output.iter().any(|o| o == output))),
+    }
+}
+
 impl ModelInfo {
     /// Parses the model's protobuf. `path` only names the model in errors.
     ///
@@ -188,33 +238,7 @@ impl ModelInfo {
                 output.shape_text()
             )));
         }
-        let classes = match metadata.get(keys::CLASSES) {
-            Some(json) => {
-                let names = serde_json::from_str::<Vec<String>>(json).map_err(|e| {
-                    bad(format!(
-                        "metadata {}: not a JSON list of names ({e})",
-                        keys::CLASSES
-                    ))
-                })?;
-                if names.is_empty() || names.len() > MAX_CLASSES {
-                    return Err(bad(format!(
-                        "metadata {}: {} names (a classifier has 1 to {MAX_CLASSES} classes)",
-                        keys::CLASSES,
-                        names.len()
-                    )));
-                }
-                if let Some(n) = outputs.filter(|&n| n != names.len()) {
-                    return Err(bad(format!(
-                        "metadata {}: {} class names, but output {:?} has {n} values an image",
-                        keys::CLASSES,
-                        names.len(),
-                        output.name
-                    )));
-                }
-                Some(names)
-            }
-            None => None,
-        };
+        let classes = class_names(&metadata, outputs, &output.name).map_err(bad)?;
         let input_config =
             InputConfig::from_metadata(&metadata).map_err(|e| bad(format!("metadata {e}")))?;
         // ONNX's standard image keys are checked in every model; they set the preprocessing
@@ -222,21 +246,8 @@ impl ModelInfo {
         InputConfig::unit_rgb(1)
             .apply_standard_metadata(&metadata)
             .map_err(|e| bad(format!("metadata {e}")))?;
-        // Our metadata says; otherwise a graph whose output comes out of a Softmax gives probabilities.
-        let outputs_probabilities = match metadata.get(keys::OUTPUT).map(String::as_str) {
-            Some("probabilities") => true,
-            Some("logits") => false,
-            Some(other) => {
-                return Err(bad(format!(
-                    "metadata {}: {other:?} is neither \"probabilities\" nor \"logits\"",
-                    keys::OUTPUT
-                )))
-            }
-            None => graph
-                .node
-                .iter()
-                .any(|n| n.op_type == "Softmax" && n.output.contains(&output.name)),
-        };
+        let outputs_probabilities =
+            gives_probabilities(&metadata, graph, &output.name).map_err(bad)?;
         Ok(ModelInfo {
             path: path.to_path_buf(),
             input,

@@ -363,6 +363,69 @@ impl VerifyReport {
     }
 }
 
+/// Runs `set` through one engine and compares its probabilities with the reference's
+/// (`ref_probs`, `samples x classes`); an engine that cannot run is a check with its error.
+fn check_engine(
+    model: &Path,
+    set: &Dataset,
+    ref_probs: &[f32],
+    choice: EngineChoice,
+    providers: &[Provider],
+    batch: usize,
+) -> EngineCheck {
+    let classes = set.classes.len();
+    let mut builder = ClassifierBuilder::default()
+        .engine(choice)
+        .providers(providers);
+    if let Ok(library) = crate::ort_library::locate() {
+        builder = builder.ort_library(library);
+    }
+    let run = builder
+        .build_from_file(model)
+        .and_then(|mut c| Ok((evaluate(&mut c, set, batch)?, c.engine_name(), c.provider())));
+    match run {
+        Ok((eval, engine, provider)) => {
+            let agree = eval
+                .probabilities
+                .chunks_exact(classes)
+                .zip(ref_probs.chunks_exact(classes))
+                .filter(|(a, b)| argmax(a) == argmax(b))
+                .count();
+            let max_diff = eval
+                .probabilities
+                .iter()
+                .zip(ref_probs)
+                .map(|(a, b)| f64::from((a - b).abs()))
+                .fold(0.0, f64::max);
+            EngineCheck {
+                engine: engine.to_string(),
+                provider: Some(provider),
+                samples: eval.samples,
+                accuracy: Some(eval.accuracy),
+                top1_agreement: Some(agree as f64 / set.len().max(1) as f64),
+                max_abs_prob_diff: Some(max_diff),
+                seconds: Some(eval.seconds),
+                error: None,
+            }
+        }
+        Err(e) => EngineCheck {
+            engine: match choice {
+                EngineChoice::Ort => "ort",
+                EngineChoice::Tract => "tract",
+                EngineChoice::Auto => "auto",
+            }
+            .to_string(),
+            provider: None,
+            samples: 0,
+            accuracy: None,
+            top1_agreement: None,
+            max_abs_prob_diff: None,
+            seconds: None,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
 /// Runs `set` through each engine in `engines` (ONNX Runtime on the first usable of `providers`)
 /// and compares with the reference predictions.
 pub fn verify(
@@ -405,59 +468,10 @@ pub fn verify(
     softmax_rows(&mut ref_probs, reference.classes);
     let reference_eval =
         Evaluation::from_scores(ref_probs.clone(), &set.labels, &set.classes, 0.0)?;
-    let mut checks = Vec::new();
-    for &choice in engines {
-        let name = match choice {
-            EngineChoice::Ort => "ort",
-            EngineChoice::Tract => "tract",
-            EngineChoice::Auto => "auto",
-        };
-        let mut builder = ClassifierBuilder::default()
-            .engine(choice)
-            .providers(providers);
-        if let Ok(library) = crate::ort_library::locate() {
-            builder = builder.ort_library(library);
-        }
-        let run = builder
-            .build_from_file(model)
-            .and_then(|mut c| Ok((evaluate(&mut c, set, batch)?, c.engine_name(), c.provider())));
-        checks.push(match run {
-            Ok((eval, engine, provider)) => {
-                let agree = eval
-                    .probabilities
-                    .chunks_exact(reference.classes)
-                    .zip(ref_probs.chunks_exact(reference.classes))
-                    .filter(|(a, b)| argmax(a) == argmax(b))
-                    .count();
-                let max_diff = eval
-                    .probabilities
-                    .iter()
-                    .zip(&ref_probs)
-                    .map(|(a, b)| f64::from((a - b).abs()))
-                    .fold(0.0, f64::max);
-                EngineCheck {
-                    engine: engine.to_string(),
-                    provider: Some(provider),
-                    samples: eval.samples,
-                    accuracy: Some(eval.accuracy),
-                    top1_agreement: Some(agree as f64 / set.len().max(1) as f64),
-                    max_abs_prob_diff: Some(max_diff),
-                    seconds: Some(eval.seconds),
-                    error: None,
-                }
-            }
-            Err(e) => EngineCheck {
-                engine: name.to_string(),
-                provider: None,
-                samples: 0,
-                accuracy: None,
-                top1_agreement: None,
-                max_abs_prob_diff: None,
-                seconds: None,
-                error: Some(e.to_string()),
-            },
-        });
-    }
+    let checks = engines
+        .iter()
+        .map(|&choice| check_engine(model, set, &ref_probs, choice, providers, batch))
+        .collect();
     Ok(VerifyReport {
         model: model.to_path_buf(),
         data: reference.data.clone(),

@@ -642,6 +642,38 @@ pub struct Gradients {
     pub bias: Option<Vec<f32>>,
 }
 
+/// The output gradient of the images `first..end` as one `C_out x g*n` matrix, in `scratch`
+/// (zero on the grid's extra columns), or `grad`'s own slice when one image fills it as it is.
+fn group_output_grad<'a>(
+    geo: &Geometry,
+    grad: &'a [f32],
+    (first, end): (usize, usize),
+    scratch: &'a mut [f32],
+) -> &'a [f32] {
+    let (n, co, hw) = (geo.columns(), geo.out_channels, geo.out_plane());
+    let (ow, width) = (geo.output[1], row_width(geo));
+    let image_out = co * hw;
+    let cols = (end - first) * n;
+    if n == hw && end - first == 1 {
+        return &grad[first * image_out..(first + 1) * image_out];
+    }
+    for (j, image) in (first..end).enumerate() {
+        for c in 0..co {
+            let src = &grad[image * image_out + c * hw..image * image_out + (c + 1) * hw];
+            let dst = &mut scratch[c * cols + j * n..c * cols + (j + 1) * n];
+            if n == hw {
+                dst.copy_from_slice(src);
+            } else {
+                for (d, s) in dst.chunks_exact_mut(width).zip(src.chunks_exact(ow)) {
+                    d[..ow].copy_from_slice(s);
+                    d[ow..].fill(0.0);
+                }
+            }
+        }
+    }
+    scratch
+}
+
 /// The input gradients of a range of groups into `dx` (when wanted; the range's own images),
 /// and their weight and bias gradients added to `partial` (when wanted).
 #[allow(clippy::too_many_arguments)]
@@ -657,10 +689,7 @@ fn backward_range(
     threads: Threads,
 ) {
     let (k, n, co) = (geo.taps(), geo.columns(), geo.out_channels);
-    let hw = geo.out_plane();
-    let (ow, width) = (geo.output[1], row_width(geo));
     let image_in = geo.in_channels * geo.in_plane();
-    let image_out = co * hw;
     let (mut dw, mut db) = match partial {
         Some(p) => {
             let (dw, db) = p.split_at_mut(geo.weight_len());
@@ -675,28 +704,7 @@ fn backward_range(
             let (col, rest) = scratch.split_at_mut(k * cols);
             let (dcol, rest) = rest.split_at_mut(k * cols);
             let (dy, padded) = rest.split_at_mut(co * cols);
-            // The output gradient of the group as one `C_out x g*n` matrix (zero on the grid's
-            // extra columns).
-            let dy: &[f32] = if n == hw && end - first == 1 {
-                &grad[first * image_out..(first + 1) * image_out]
-            } else {
-                for (j, image) in (first..end).enumerate() {
-                    for c in 0..co {
-                        let src =
-                            &grad[image * image_out + c * hw..image * image_out + (c + 1) * hw];
-                        let dst = &mut dy[c * cols + j * n..c * cols + (j + 1) * n];
-                        if n == hw {
-                            dst.copy_from_slice(src);
-                        } else {
-                            for (d, s) in dst.chunks_exact_mut(width).zip(src.chunks_exact(ow)) {
-                                d[..ow].copy_from_slice(s);
-                                d[ow..].fill(0.0);
-                            }
-                        }
-                    }
-                }
-                dy
-            };
+            let dy = group_output_grad(geo, grad, (first, end), dy);
             if let (true, Some(db)) = (wanted.bias, db.as_deref_mut()) {
                 for (b, row) in db.iter_mut().zip(dy.chunks_exact(cols)) {
                     *b += sum(row);
