@@ -340,6 +340,7 @@ fn print_artifacts(artifacts: &pipeline::Artifacts) {
     );
 }
 
+// Over 80 lines: one short arm per subcommand, each mapping its flags onto library calls.
 fn main() -> anyhow::Result<()> {
     trainer::allocator::keep_freed_memory();
     let cli = Cli::parse();

@@ -102,6 +102,103 @@ fn attr_ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
         .map(|a| a.ints.clone())
 }
 
+/// The graph's constant tensors by name: initializers, and the outputs of Constant nodes (some
+/// exporters use them); tensors that are not `f32` or describe no weights are left out.
+fn constant_tensors(graph: &pb::GraphProto) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let mut weights = HashMap::new();
+    for t in &graph.initializer {
+        if let Some(v) = tensor_values(t) {
+            weights.insert(t.name.clone(), v);
+        }
+    }
+    for n in graph.node.iter().filter(|n| n.op_type == "Constant") {
+        if let (Some(out), Some(t)) = (
+            n.output.first(),
+            n.attribute.iter().find_map(|a| a.t.as_ref()),
+        ) {
+            if let Some(v) = tensor_values(t) {
+                weights.insert(out.clone(), v);
+            }
+        }
+    }
+    weights
+}
+
+/// An input's dimensions, `None` where not a fixed positive size.
+fn fixed_dims(input: &pb::ValueInfoProto) -> Vec<Option<usize>> {
+    use pb::tensor_shape_proto::dimension::Value;
+    match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => t
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(Value::DimValue(v)) if v > 0 => usize::try_from(v).ok(),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// A Conv node of the chain as VGG16 weights: constant weight and bias, 3x3, stride 1, padded.
+fn vgg_conv(
+    node: &pb::NodeProto,
+    weights: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+) -> Result<ConvWeights, String> {
+    let name = &node.name;
+    let Some((wd, wv)) = node.input.get(1).and_then(|n| weights.get(n)) else {
+        return Err(format!("convolution {name:?} has no constant weight"));
+    };
+    let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+        Some(b) => weights
+            .get(b)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("convolution {name:?} has no constant bias"))?,
+        None => vec![0.0; wd.first().copied().unwrap_or(0)],
+    };
+    let [o, i, kh, kw] = wd[..] else {
+        return Err(format!("convolution {name:?} weight has shape {wd:?}"));
+    };
+    let pads = attr_ints(node, "pads").unwrap_or_default();
+    let same = pads == [1, 1, 1, 1]
+        || node
+            .attribute
+            .iter()
+            .any(|a| a.name == "auto_pad" && a.s.starts_with(b"SAME"));
+    let strides_ok = attr_ints(node, "strides").is_none_or(|s| s.iter().all(|&v| v == 1));
+    if (kh, kw) != (3, 3) || !same || !strides_ok || bias.len() != o {
+        return Err(format!(
+            "convolution {name:?} is not a 3x3, stride-1, padded VGG convolution"
+        ));
+    }
+    Ok(ConvWeights {
+        name: name.clone(),
+        dims: [o, i, kh, kw],
+        weight: wv.clone(),
+        bias,
+    })
+}
+
+/// Each convolution takes the channels the one before it gives (3 for the first).
+fn check_channels(convs: &[ConvWeights]) -> Result<(), String> {
+    let mut in_channels = 3;
+    for c in convs {
+        if c.dims[1] != in_channels {
+            return Err(format!(
+                "convolution {:?} takes {} channels, not {in_channels}",
+                c.name, c.dims[1]
+            ));
+        }
+        in_channels = c.dims[0];
+    }
+    Ok(())
+}
+
 impl Vgg16Base {
     /// Reads and checks the base of the VGG16 graph in `path`.
     pub fn from_file(path: &Path) -> Result<Self, SourceError> {
@@ -113,6 +210,8 @@ impl Vgg16Base {
     }
 
     /// [`Vgg16Base::from_file`] on bytes in memory; `path` only names the file in errors.
+    // Over 80 lines: one walk along the graph's main chain, its state (layout, convolutions,
+    // pools, blocks) in locals that each short match arm updates; the checks are helpers.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, SourceError> {
         let fail = |reason: String| SourceError::NotVgg16 {
             path: path.to_path_buf(),
@@ -123,48 +222,13 @@ impl Vgg16Base {
         let graph = model
             .graph
             .ok_or_else(|| fail("the model has no graph".into()))?;
-        // Weights: initializers, and Constant nodes (some exporters use them).
-        let mut weights: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
-        for t in &graph.initializer {
-            if let Some(v) = tensor_values(t) {
-                weights.insert(t.name.clone(), v);
-            }
-        }
-        for n in graph.node.iter().filter(|n| n.op_type == "Constant") {
-            if let (Some(out), Some(t)) = (
-                n.output.first(),
-                n.attribute.iter().find_map(|a| a.t.as_ref()),
-            ) {
-                if let Some(v) = tensor_values(t) {
-                    weights.insert(out.clone(), v);
-                }
-            }
-        }
+        let weights = constant_tensors(&graph);
         let input = graph
             .input
             .iter()
             .find(|i| !weights.contains_key(&i.name))
             .ok_or_else(|| fail("the graph has no image input".into()))?;
-        let dims: Vec<Option<usize>> = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-            Some(pb::type_proto::Value::TensorType(t)) => t
-                .shape
-                .as_ref()
-                .map(|s| {
-                    s.dim
-                        .iter()
-                        .map(|d| match d.value {
-                            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v))
-                                if v > 0 =>
-                            {
-                                Some(v as usize)
-                            }
-                            _ => None,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
+        let dims = fixed_dims(input);
         if dims.len() != 4 {
             return Err(fail(format!(
                 "input {:?} is not a rank-4 image batch",
@@ -211,47 +275,7 @@ impl Vgg16Base {
                     }
                     layout = SourceLayout::Nhwc;
                 }
-                "Conv" => {
-                    let w = next.input.get(1).and_then(|n| weights.get(n));
-                    let Some((wd, wv)) = w else {
-                        return Err(fail(format!(
-                            "convolution {:?} has no constant weight",
-                            next.name
-                        )));
-                    };
-                    let bias = match next.input.get(2).filter(|b| !b.is_empty()) {
-                        Some(b) => weights.get(b).map(|(_, v)| v.clone()).ok_or_else(|| {
-                            fail(format!("convolution {:?} has no constant bias", next.name))
-                        })?,
-                        None => vec![0.0; wd.first().copied().unwrap_or(0)],
-                    };
-                    let [o, i, kh, kw] = wd[..] else {
-                        return Err(fail(format!(
-                            "convolution {:?} weight has shape {wd:?}",
-                            next.name
-                        )));
-                    };
-                    let pads = attr_ints(next, "pads").unwrap_or_default();
-                    let same = pads == [1, 1, 1, 1]
-                        || next
-                            .attribute
-                            .iter()
-                            .any(|a| a.name == "auto_pad" && a.s.starts_with(b"SAME"));
-                    let strides_ok =
-                        attr_ints(next, "strides").is_none_or(|s| s.iter().all(|&v| v == 1));
-                    if (kh, kw) != (3, 3) || !same || !strides_ok || bias.len() != o {
-                        return Err(fail(format!(
-                            "convolution {:?} is not a 3x3, stride-1, padded VGG convolution",
-                            next.name
-                        )));
-                    }
-                    convs.push(ConvWeights {
-                        name: next.name.clone(),
-                        dims: [o, i, kh, kw],
-                        weight: wv.clone(),
-                        bias,
-                    });
-                }
+                "Conv" => convs.push(vgg_conv(next, &weights).map_err(fail)?),
                 "Relu" => {}
                 "MaxPool" => {
                     let k = attr_ints(next, "kernel_shape").unwrap_or_default();
@@ -283,16 +307,7 @@ impl Vgg16Base {
                 "expected 5 blocks of {per_block:?} convolutions, each ending in a max pool; found blocks of {block_sizes:?}"
             )));
         }
-        let mut in_channels = 3;
-        for c in &convs {
-            if c.dims[1] != in_channels {
-                return Err(fail(format!(
-                    "convolution {:?} takes {} channels, not {in_channels}",
-                    c.name, c.dims[1]
-                )));
-            }
-            in_channels = c.dims[0];
-        }
+        check_channels(&convs).map_err(fail)?;
         let source_size = match layout {
             SourceLayout::Nhwc => dims[1].zip(dims[2]),
             SourceLayout::Nchw => dims[2].zip(dims[3]),
