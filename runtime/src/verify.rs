@@ -371,13 +371,14 @@ fn check_engine(
     ref_probs: &[f32],
     choice: EngineChoice,
     providers: &[Provider],
+    ort_library: Option<&Path>,
     batch: usize,
 ) -> EngineCheck {
     let classes = set.classes.len();
     let mut builder = ClassifierBuilder::default()
         .engine(choice)
         .providers(providers);
-    if let Ok(library) = crate::ort_library::locate() {
+    if let Some(library) = ort_library {
         builder = builder.ort_library(library);
     }
     let run = builder
@@ -468,9 +469,14 @@ pub fn verify(
     softmax_rows(&mut ref_probs, reference.classes);
     let reference_eval =
         Evaluation::from_scores(ref_probs.clone(), &set.labels, &set.classes, 0.0)?;
+    // Looked for once: the search may ask a Python interpreter.
+    let ort_library = crate::ort_library::locate().ok();
     let checks = engines
         .iter()
-        .map(|&choice| check_engine(model, set, &ref_probs, choice, providers, batch))
+        .map(|&choice| {
+            let library = ort_library.as_deref();
+            check_engine(model, set, &ref_probs, choice, providers, library, batch)
+        })
         .collect();
     Ok(VerifyReport {
         model: model.to_path_buf(),

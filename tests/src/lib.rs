@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 /// Makes ONNX Runtime available to this test process (found, or fetched through pip) and
 /// returns its library, for [`runtime::ClassifierBuilder::ort_library`].
 pub fn ensure_onnxruntime() -> PathBuf {
-    if let Some(why) = trainer::pipeline::ensure_onnxruntime() {
-        panic!("ONNX Runtime is needed by this test and could not be fetched: {why}");
-    }
-    runtime::ort_library::locate().expect("ONNX Runtime, just found or fetched")
+    trainer::pipeline::ensure_onnxruntime().unwrap_or_else(|why| {
+        panic!("ONNX Runtime is needed by this test and could not be fetched: {why}")
+    })
 }
 
 /// Whether a file exists and is not empty.

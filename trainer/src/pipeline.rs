@@ -34,6 +34,9 @@ pub struct Splits {
     pub standin: bool,
     pub train: Dataset,
     pub test: Dataset,
+    /// What a user must know about these splits (printed when they load, and written into each
+    /// model's history).
+    pub warnings: Vec<String>,
 }
 
 /// Loads (generating the stand-in when needed) the training and test splits.
@@ -106,30 +109,23 @@ pub fn load_data(
             train.classes.get(usize::from(only)).map_or("?", String::as_str)
         );
     }
-    let splits = Splits {
+    let mut warnings = Vec::new();
+    if train.fingerprint() == test.fingerprint() {
+        warnings.push(format!(
+            "{}: the test images are the training images (a single file or a folder without train/ and test/): test accuracy measures memory, not generalisation",
+            path.display()
+        ));
+    }
+    for warning in &warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    Ok(Splits {
         source: path,
         standin,
         train,
         test,
-    };
-    for warning in splits.warnings() {
-        eprintln!("WARNING: {warning}");
-    }
-    Ok(splits)
-}
-
-impl Splits {
-    /// What a user must know about these splits; also written into each model's history.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        if self.train.fingerprint() == self.test.fingerprint() {
-            warnings.push(format!(
-                "{}: the test images are the training images (a single file or a folder without train/ and test/): test accuracy measures memory, not generalisation",
-                self.source.display()
-            ));
-        }
-        warnings
-    }
+        warnings,
+    })
 }
 
 /// Options of a training run.
@@ -324,7 +320,7 @@ fn save<M>(
     .save(&reference)?;
     let history_path = dir.join(format!("{name}.history.json"));
     let mut history = trained.history;
-    history.warnings = splits.warnings();
+    history.warnings = splits.warnings.clone();
     train::save_history(&history, &history_path)?;
     let curves = dir.join(format!("{name}.curves.png"));
     crate::plot::plot_history(&history, &curves)?;
@@ -337,11 +333,14 @@ fn save<M>(
     })
 }
 
-/// Makes sure ONNX Runtime's library can be found, fetching it through pip when it cannot.
-/// Returns a note for the user when it is still missing (the ort row of the table says why).
-pub fn ensure_onnxruntime() -> Option<String> {
-    if runtime::ort_library::locate().is_ok() {
-        return None;
+/// Makes sure ONNX Runtime's library can be found, fetching it through pip when it cannot;
+/// returns where it is.
+///
+/// # Errors
+/// When it is missing and the fetch fails (the ort row of the verification table says why).
+pub fn ensure_onnxruntime() -> Result<PathBuf, runtime::ort_library::OrtLibraryError> {
+    if let Ok(found) = runtime::ort_library::locate() {
+        return Ok(found);
     }
     eprintln!(
         "fetching ONNX Runtime {} through pip into {}",
@@ -349,8 +348,6 @@ pub fn ensure_onnxruntime() -> Option<String> {
         runtime::ort_library::project_dir().display()
     );
     runtime::ort_library::fetch(None)
-        .err()
-        .map(|e| e.to_string())
 }
 
 /// Runs the test split through ort (on the first usable of `providers`) and tract, compares with

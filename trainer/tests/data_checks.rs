@@ -42,7 +42,7 @@ fn a_test_set_that_is_the_training_set_is_a_warning() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let file = cifar_file(dir.path(), "test_batch.bin", &[0, 1, 2, 0]);
     let splits = load_data(&DataSource::Path(file), 32, (None, None)).expect("a single batch file");
-    let warnings = splits.warnings();
+    let warnings = &splits.warnings;
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("test images are the training images"));
 
@@ -56,5 +56,5 @@ fn a_test_set_that_is_the_training_set_is_a_warning() {
         (None, None),
     )
     .expect("two splits");
-    assert!(splits.warnings().is_empty());
+    assert!(splits.warnings.is_empty());
 }

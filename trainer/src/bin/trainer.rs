@@ -389,7 +389,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(run) = &vgg_run {
                 onnx.push(train_vgg16(run, &splits)?.onnx);
             }
-            if let Some(why) = pipeline::ensure_onnxruntime() {
+            if let Err(why) = pipeline::ensure_onnxruntime() {
                 eprintln!(
                     "ONNX Runtime could not be fetched ({why}); ort will be reported as not run"
                 );
