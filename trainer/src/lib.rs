@@ -5,7 +5,8 @@
 //!
 //! - [`onnx`]: building ONNX graphs (shared by the exporter and the VGG16 graph surgery);
 //!   [`files`]: writing outputs atomically.
-//! - [`data`]: the generated CIFAR-10 stand-in (readers are `runtime::data`).
+//! - [`data`]: the generated CIFAR-10 stand-in (readers are `runtime::data`); [`checkpoint`]:
+//!   a run's checkpoints on disk.
 //! - [`ops`]: the convolution, dropout and max pooling the models train with (fast on the CPU).
 //! - [`model`]: the networks.
 //! - [`train`]: the training loop, history and summary; [`plot`]: the curves; [`progress`]: bars
@@ -16,6 +17,7 @@
 
 pub mod allocator;
 pub mod backend;
+pub mod checkpoint;
 pub mod data;
 pub mod export;
 pub mod files;
