@@ -21,7 +21,7 @@ fn run(dir: &std::path::Path, name: &str, epochs: usize, lr: f64) -> TrainRun {
             ..TrainConfig::default()
         },
         device: DeviceChoice::Cpu,
-        show_progress: false,
+        driving: Default::default(),
     }
 }
 

@@ -170,7 +170,7 @@ fn frozen_weights_stay_bit_identical_after_training() {
                 dir: None,
                 name: "vgg16".into(),
             },
-            false,
+            &Default::default(),
         )
         .unwrap();
         assert_eq!(report.train, CacheUse::Off);
@@ -213,7 +213,7 @@ fn transfer_model_trains_exports_and_verifies() {
         },
         device: DeviceChoice::Cpu,
         cache: true,
-        show_progress: false,
+        driving: Default::default(),
     };
     let (artifacts, cache) = pipeline::train_vgg16_and_export(&run, &splits).unwrap();
     assert_eq!(

@@ -298,22 +298,33 @@ fn cuda_notice(description: &str) -> Device {
 pub trait OnBackend {
     type Output;
     /// Runs on backend `B`'s `device`; `name` describes it for reports (`burn (cuda)`).
-    fn run<B: TrainBackend>(&self, device: &B::Device, name: &str) -> anyhow::Result<Self::Output>;
+    /// `after_cuda_failure`: this is the CPU's rerun of work that failed on CUDA; it should
+    /// continue from the checkpoints the CUDA run left.
+    fn run<B: TrainBackend>(
+        &self,
+        device: &B::Device,
+        name: &str,
+        after_cuda_failure: bool,
+    ) -> anyhow::Result<Self::Output>;
 }
 
 /// Runs `work` on the backend of `choice`. A CUDA failure during the work (out of memory, say)
 /// becomes an error, or, under `Auto`, a notice and a rerun on the CPU.
 pub fn dispatch<W: OnBackend>(choice: DeviceChoice, work: W) -> anyhow::Result<W::Output> {
-    let on_cpu = |work: &W| work.run::<Cpu>(&cpu_device(), "burn (flex, cpu)");
+    let on_cpu = |work: &W, after_cuda_failure| {
+        work.run::<Cpu>(&cpu_device(), "burn (flex, cpu)", after_cuda_failure)
+    };
     match resolve(choice)? {
-        Device::Cpu => on_cpu(&work),
+        Device::Cpu => on_cpu(&work, false),
         Device::Cuda => {
             let outcome = run_cuda(&work);
             match outcome {
                 Ok(result) => result,
                 Err(why) if choice == DeviceChoice::Auto => {
-                    eprintln!("CUDA failed ({why}); training on the CPU instead");
-                    on_cpu(&work)
+                    eprintln!(
+                        "CUDA failed ({why}); training on the CPU instead, from CUDA's last checkpoint if there is one"
+                    );
+                    on_cpu(&work, true)
                 }
                 Err(why) => anyhow::bail!(
                     "CUDA failed: {why} (if it ran out of memory, try a smaller --batch-size)"
@@ -328,7 +339,11 @@ pub fn dispatch<W: OnBackend>(choice: DeviceChoice, work: W) -> anyhow::Result<W
 fn run_cuda<W: OnBackend>(work: &W) -> Result<anyhow::Result<W::Output>, String> {
     let (outcome, panics) = capture_panics(false, || {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            work.run::<Cuda>(&burn::backend::cuda::CudaDevice::default(), "burn (cuda)")
+            work.run::<Cuda>(
+                &burn::backend::cuda::CudaDevice::default(),
+                "burn (cuda)",
+                false,
+            )
         }))
     });
     outcome.map_err(|p| {

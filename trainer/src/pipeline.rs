@@ -8,13 +8,55 @@ use crate::files;
 use crate::model::cnn::CnnConfig;
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Freeze, Vgg16Config};
-use crate::train::{self, TrainConfig, Trained};
+use crate::train::{self, CheckpointPlan, Control, TrainConfig, Trained};
 use crate::transfer::{self, CacheOptions, CacheReport};
 use anyhow::{bail, Context};
 use runtime::data::{CifarSplit, Dataset};
 use runtime::verify::{ReferencePredictions, VerifyReport};
 use runtime::{EngineChoice, Provider};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// A run's checkpoints (in `<models>/<name>.checkpoints/`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpointing {
+    /// Also checkpoint every this many batches (0: at the end of each epoch only).
+    pub every: usize,
+    /// Continue from the newest checkpoint instead of starting afresh.
+    pub resume: bool,
+}
+
+/// How the binaries drive a run: progress shown or not, checkpoints, a stop flag.
+#[derive(Debug, Clone, Default)]
+pub struct Driving {
+    pub show_progress: bool,
+    /// No checkpoints when `None`.
+    pub checkpoints: Option<Checkpointing>,
+    /// Set (by a Ctrl-C handler, say) to stop after the current batch with a checkpoint.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Driving {
+    /// The training loop's [`Control`] for the run `name` whose files go to `models_dir`;
+    /// `after_cuda_failure` resumes from CUDA's checkpoints whatever was asked.
+    fn control(&self, models_dir: &Path, name: &str, after_cuda_failure: bool) -> Control {
+        Control {
+            show_progress: self.show_progress,
+            checkpoints: self.checkpoints.map(|c| CheckpointPlan {
+                dir: checkpoint_dir(models_dir, name),
+                every: c.every,
+                resume: c.resume || after_cuda_failure,
+            }),
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+/// Where the checkpoints of the run `name` go.
+pub fn checkpoint_dir(models_dir: &Path, name: &str) -> PathBuf {
+    models_dir.join(format!("{name}.checkpoints"))
+}
 
 /// Where the data comes from.
 #[derive(Debug, Clone)]
@@ -136,7 +178,7 @@ pub struct TrainRun {
     pub model: CnnConfig,
     pub train: TrainConfig,
     pub device: DeviceChoice,
-    pub show_progress: bool,
+    pub driving: Driving,
 }
 
 /// The files a training run wrote.
@@ -161,8 +203,12 @@ pub fn train_and_export(run: &TrainRun, splits: &Splits) -> anyhow::Result<Artif
             &self,
             device: &B::Device,
             name: &str,
+            after_cuda_failure: bool,
         ) -> anyhow::Result<Artifacts> {
             let Work(run, splits, model) = *self;
+            let control = run
+                .driving
+                .control(&run.models_dir, &run.name, after_cuda_failure);
             let trained = train::train_cnn::<B>(
                 device,
                 name,
@@ -170,7 +216,7 @@ pub fn train_and_export(run: &TrainRun, splits: &Splits) -> anyhow::Result<Artif
                 &splits.test,
                 model,
                 &run.train,
-                run.show_progress,
+                &control,
             )?;
             let bytes = export::cnn_to_onnx(&trained.model, model, &splits.train.classes);
             save(&run.models_dir, &run.name, splits, &bytes, trained, name)
@@ -194,7 +240,7 @@ pub struct Vgg16Run {
     pub device: DeviceChoice,
     /// Cache the frozen part's output in `<models>/cache` (else recompute it every epoch).
     pub cache: bool,
-    pub show_progress: bool,
+    pub driving: Driving,
 }
 
 /// How an exported model names the file its VGG16 base came from: the file's name and its
@@ -238,8 +284,12 @@ pub fn train_vgg16_and_export(
             &self,
             device: &B::Device,
             name: &str,
+            after_cuda_failure: bool,
         ) -> anyhow::Result<(Artifacts, CacheReport)> {
             let Work(run, splits, base, config) = *self;
+            let control = run
+                .driving
+                .control(&run.models_dir, &run.name, after_cuda_failure);
             let cache = CacheOptions {
                 dir: run.cache.then(|| run.models_dir.join("cache")),
                 name: run.name.clone(),
@@ -253,7 +303,7 @@ pub fn train_vgg16_and_export(
                 config,
                 &run.train,
                 &cache,
-                run.show_progress,
+                &control,
             )?;
             let bytes = export::vgg16_to_onnx(&trained.model, config, &splits.train.classes);
             let artifacts = save(&run.models_dir, &run.name, splits, &bytes, trained, name)?;

@@ -1,10 +1,12 @@
 //! The training loop: batches, optimiser steps, per-epoch evaluation, history and curves.
 
 use crate::backend::TrainBackend;
+use crate::checkpoint::{self, Checkpoints, Position};
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::ops::Kernels;
 use crate::progress::Progress;
 use crate::rng::Rng;
+use anyhow::{bail, Context};
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -14,7 +16,9 @@ use burn::tensor::backend::AutodiffBackend;
 use runtime::data::Dataset;
 use runtime::InputConfig;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The optimiser and its own settings.
@@ -38,6 +42,78 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Batch size used for evaluation (no effect on results).
     pub eval_batch_size: usize,
+    /// Stop when the validation loss has not improved for this many epochs (Keras'
+    /// `EarlyStopping(patience=...)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
+    /// Which epoch's model the run returns (and the pipeline exports).
+    #[serde(default)]
+    pub keep: Keep,
+}
+
+/// Which epoch's model a run returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    /// The last epoch's.
+    #[default]
+    Last,
+    /// The one with the lowest validation loss (Keras' `restore_best_weights=True`).
+    Best,
+}
+
+impl std::str::FromStr for Keep {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "last" => Ok(Keep::Last),
+            "best" => Ok(Keep::Best),
+            other => Err(format!("unknown choice {other:?}: expected best or last")),
+        }
+    }
+}
+
+/// Where a run's checkpoints go, how often, and whether it continues from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointPlan {
+    /// The run's checkpoint folder (`models/<name>.checkpoints`).
+    pub dir: PathBuf,
+    /// Also checkpoint every this many batches within an epoch (0: at the end of epochs only).
+    pub every: usize,
+    /// Continue from the newest checkpoint; else start afresh, removing the folder's checkpoints.
+    pub resume: bool,
+}
+
+/// How a run shows its progress, and how it can be stopped and continued.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Progress bars (on a terminal) or lines (in a log), and a line per epoch.
+    pub show_progress: bool,
+    /// No checkpoints when `None`.
+    pub checkpoints: Option<CheckpointPlan>,
+    /// When set (by the caller's Ctrl-C handler, say), the run stops after the current batch,
+    /// writing a checkpoint, and returns [`Stopped`].
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Control {
+    /// Whether a stop has been asked for.
+    pub fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|stop| stop.load(Ordering::SeqCst))
+    }
+}
+
+/// The error of a run stopped on request ([`Control::stop`]).
+#[derive(Debug, thiserror::Error)]
+#[error("stopped {at}{}", checkpoint.as_ref().map_or_else(|| " (no checkpoint)".to_string(), |p| format!(": checkpoint {}", p.display())))]
+pub struct Stopped {
+    /// How far the run had got (epoch 0, batch 0: before training began).
+    pub at: Position,
+    /// The checkpoint written on the way out.
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -52,6 +128,8 @@ impl Default for TrainConfig {
             },
             seed: 42,
             eval_batch_size: 500,
+            patience: None,
+            keep: Keep::Last,
         }
     }
 }
@@ -97,6 +175,34 @@ pub struct History {
     /// What the user should know about the data (e.g. the test set is the training set).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The epoch with the lowest validation loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+    /// The epoch whose model the run returned (see [`TrainConfig::keep`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_epoch: Option<usize>,
+    /// Training stopped before its last epoch: the validation loss had stopped improving.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_early: bool,
+}
+
+impl History {
+    /// The history of a run that has not trained yet.
+    pub fn new(model: serde_json::Value, train: &TrainConfig, device: &str) -> Self {
+        History {
+            model,
+            train: train.clone(),
+            device: device.to_string(),
+            train_images: 0,
+            test_images: 0,
+            setup_seconds: 0.0,
+            epochs: Vec::new(),
+            warnings: Vec::new(),
+            best_epoch: None,
+            kept_epoch: None,
+            stopped_early: false,
+        }
+    }
 }
 
 /// A trained model on the inner (non-autodiff) backend, its history and its test-set logits.
@@ -120,7 +226,10 @@ pub struct Fit<'a, B: Backend, M> {
     pub batch: &'a dyn Fn(&[usize]) -> Tensor<B, 4>,
     /// Test-set logits of a model.
     pub evaluate: &'a dyn Fn(&M) -> Vec<f32>,
-    pub show_progress: bool,
+    /// Fingerprint of the training and test data (a checkpoint of other data is not resumed).
+    pub data: String,
+    /// Progress, checkpoints and stopping.
+    pub control: &'a Control,
 }
 
 /// Builds the `[n, 3, height, width]` input tensor of planar images, preprocessed as `config`
@@ -208,14 +317,23 @@ pub fn take_turn() -> std::sync::MutexGuard<'static, ()> {
     TRAINING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Trains `model` with the optimiser the configuration names, appending each epoch to `history`.
-/// Returns the trained model, ready for inference, and its test-set logits (the last epoch's
-/// evaluation; after no epoch at all, an evaluation of the untrained model).
+/// Trains `model` with the optimiser the configuration names, recording the epochs in `history`.
+/// Returns the model the configuration keeps (the last or the best epoch's), ready for inference,
+/// and its test-set logits (after no epoch at all, the untrained model and its evaluation).
+///
+/// With checkpoints ([`Fit::control`]), every epoch's end (and every `every` batches) is saved,
+/// and a resumed run continues from the newest checkpoint to the same model, bit for bit on the
+/// CPU, as an uninterrupted run: the data order of each epoch and each batch's dropout masks
+/// depend only on the seed and the batch's place.
+///
+/// # Errors
+/// [`Stopped`] when a stop was asked for; a checkpoint that cannot be written, or one to resume
+/// that was made with other data or settings.
 pub fn fit<B, M>(
     model: M,
     fit: &Fit<B, M::InnerModule>,
     history: &mut History,
-) -> (M::InnerModule, Vec<f32>)
+) -> anyhow::Result<(M::InnerModule, Vec<f32>)>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B> + Logits<B>,
@@ -241,40 +359,240 @@ where
     }
 }
 
-fn fit_with<B, M, O>(
-    mut model: M,
-    mut optim: O,
-    fit: &Fit<B, M::InnerModule>,
-    history: &mut History,
-) -> (M::InnerModule, Vec<f32>)
+/// The state of a run besides its weights, as a checkpoint keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    /// Fingerprint of the training and test data.
+    data: String,
+    /// Everything that decides the run's results (see [`settings`]).
+    settings: serde_json::Value,
+    /// The epochs done.
+    epochs: Vec<EpochRecord>,
+    /// Running sums of the epoch under way: loss, correct answers, images seen, seconds.
+    loss_sum: f32,
+    correct: f32,
+    seen: usize,
+    seconds: f64,
+    best: Option<Best>,
+    /// Epochs since the best one.
+    since_best: usize,
+    stopped_early: bool,
+}
+
+/// The epoch with the lowest validation loss so far.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Best {
+    epoch: usize,
+    val_loss: f64,
+}
+
+/// What decides a run's results, compared when it resumes: the model, the data's size and the
+/// training settings, except the number of epochs (a run may be continued for more) and the
+/// evaluation batch size (which changes nothing).
+fn settings(history: &History) -> serde_json::Value {
+    let mut train = history.train.clone();
+    train.epochs = 0;
+    train.eval_batch_size = 0;
+    serde_json::json!({
+        "model": history.model,
+        "train": train,
+        "train_images": history.train_images,
+        "test_images": history.test_images,
+    })
+}
+
+/// `path: old -> new` for each leaf where `old` and `new` differ.
+fn differences(old: &serde_json::Value, new: &serde_json::Value, path: &str) -> Vec<String> {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let at = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    differences(
+                        a.get(k).unwrap_or(&Value::Null),
+                        b.get(k).unwrap_or(&Value::Null),
+                        &at,
+                    )
+                })
+                .collect()
+        }
+        _ if old == new => Vec::new(),
+        _ => vec![format!("{path}: {old} in the checkpoint, {new} now")],
+    }
+}
+
+/// The seed of the backend's generator for batch `index` of `epoch`: each batch's dropout masks
+/// depend on the run's seed and where the batch is, not on what ran before, so a resumed run draws
+/// the masks an uninterrupted one would.
+fn batch_seed(seed: u64, epoch: usize, index: usize) -> u64 {
+    Rng::new(seed ^ ((epoch as u64) << 40) ^ index as u64).next()
+}
+
+/// A run in progress: the model, the optimiser, the best epoch's model when the run keeps it.
+struct Run<'f, B: AutodiffBackend, M: AutodiffModule<B>, O> {
+    fit: &'f Fit<'f, B, M::InnerModule>,
+    optim: O,
+    /// The best epoch's model, when the run keeps the best one.
+    best_model: Option<M::InnerModule>,
+    state: RunState,
+    position: Position,
+    checkpoints: Option<(Checkpoints, usize)>,
+}
+
+impl<'f, B, M, O> Run<'f, B, M, O>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B> + Logits<B>,
     O: Optimizer<M, B>,
 {
-    let config = fit.config;
-    let loss_fn = CrossEntropyLossConfig::new().init(fit.device);
-    let mut rng = Rng::new(config.seed);
-    let mut order: Vec<usize> = (0..fit.train_labels.len()).collect();
-    let steps = order.len().div_ceil(config.batch_size);
-    let mut test_logits = None;
-    for epoch in 1..=config.epochs {
+    fn stop_requested(&self) -> bool {
+        self.fit.control.stop_requested()
+    }
+
+    /// Starts afresh (removing older checkpoints) or, when asked, continues from the newest
+    /// checkpoint made with the same data and settings.
+    fn start(&mut self, model: M, resume: bool) -> anyhow::Result<M> {
+        let Some((store, _)) = &self.checkpoints else {
+            return Ok(model);
+        };
+        if !resume {
+            store.clear()?;
+            return Ok(model);
+        }
+        let (saved, notices) = store.newest()?;
+        for notice in notices {
+            eprintln!("{notice}");
+        }
+        let Some(saved) = saved else {
+            eprintln!(
+                "no checkpoint in {}: starting from the beginning",
+                store.dir().display()
+            );
+            return Ok(model);
+        };
+        let state: RunState = serde_json::from_value(saved.state.clone())
+            .with_context(|| format!("{}: the run's state", saved.path.display()))?;
+        if state.data != self.state.data {
+            bail!(
+                "{} was made with other data (fingerprint {}, now {}): start afresh without --resume, or remove the folder",
+                saved.path.display(),
+                state.data,
+                self.state.data
+            );
+        }
+        let changed = differences(&state.settings, &self.state.settings, "");
+        if !changed.is_empty() {
+            bail!(
+                "{} was made with other settings ({}): resume with those, or start afresh without --resume",
+                saved.path.display(),
+                changed.join("; ")
+            );
+        }
+        let device = self.fit.device;
+        let model = model.load_record(checkpoint::record_from::<B, _>(&saved, "model", device)?);
+        self.optim = self
+            .optim
+            .clone()
+            .load_record(checkpoint::record_from::<B, _>(
+                &saved,
+                "optimizer",
+                device,
+            )?);
+        if self.fit.config.keep == Keep::Best && state.best.is_some() {
+            self.best_model = Some(if saved.records.contains_key("best") {
+                model
+                    .valid()
+                    .load_record(checkpoint::record_from::<B::InnerBackend, _>(
+                        &saved, "best", device,
+                    )?)
+            } else {
+                model.valid()
+            });
+        }
+        eprintln!(
+            "resuming from {} ({})",
+            saved.path.display(),
+            saved.position
+        );
+        self.state = state;
+        self.position = saved.position;
+        Ok(model)
+    }
+
+    /// Saves a checkpoint at the current position; `None` when the run keeps none.
+    fn save(&self, model: &M) -> anyhow::Result<Option<PathBuf>> {
+        let Some((store, _)) = &self.checkpoints else {
+            return Ok(None);
+        };
+        let mut records = vec![
+            (
+                "model",
+                checkpoint::record_bytes::<B, _>("model", model.clone().into_record())?,
+            ),
+            (
+                "optimizer",
+                checkpoint::record_bytes::<B, _>("optimizer", self.optim.to_record())?,
+            ),
+        ];
+        let best_is_model = self.position.batch == 0
+            && self
+                .state
+                .best
+                .is_some_and(|b| b.epoch == self.position.epoch);
+        if let (Some(best), false) = (&self.best_model, best_is_model) {
+            records.push((
+                "best",
+                checkpoint::record_bytes::<B::InnerBackend, _>("best", best.clone().into_record())?,
+            ));
+        }
+        let path = store.save(self.position, serde_json::to_value(&self.state)?, &records)?;
+        Ok(Some(path))
+    }
+
+    fn stopped(&self, model: &M) -> anyhow::Result<anyhow::Error> {
+        let checkpoint = self.save(model)?;
+        Ok(Stopped {
+            at: self.position,
+            checkpoint,
+        }
+        .into())
+    }
+
+    /// One epoch's batches from `skip` on; `Err(Stopped)` when a stop was asked for before its
+    /// last batch.
+    fn train_epoch(
+        &mut self,
+        mut model: M,
+        epoch: usize,
+        order: &[usize],
+        skip: usize,
+    ) -> anyhow::Result<M> {
+        let (fit, config) = (self.fit, self.fit.config);
+        let steps = order.len().div_ceil(config.batch_size);
+        let loss_fn = CrossEntropyLossConfig::new().init(fit.device);
         let start = Instant::now();
-        rng.shuffle(&mut order);
         let mut progress = Progress::new(
-            fit.show_progress,
+            fit.control.show_progress,
             format!("epoch {epoch}/{}", config.epochs),
             steps as u64,
             "batches",
         );
+        progress.advance(skip as u64, String::new);
         // The running sums stay on the device: reading them every batch would make the host wait
-        // for the GPU each step. They are read when the progress shows them and once an epoch.
-        let zero = || Tensor::<B::InnerBackend, 1>::zeros([1], fit.device);
-        let (mut loss_sum, mut correct, mut seen) = (zero(), zero(), 0usize);
-        let read = |sum: &Tensor<B::InnerBackend, 1>, seen: usize| {
-            sum.clone().into_scalar().elem::<f64>() / seen.max(1) as f64
-        };
-        for batch in order.chunks(config.batch_size) {
+        // for the GPU each step. They are read when the progress shows them, at a checkpoint and
+        // once an epoch.
+        let scalar = |v: f32| Tensor::<B::InnerBackend, 1>::from_floats([v], fit.device);
+        let (mut loss_sum, mut correct) = (scalar(self.state.loss_sum), scalar(self.state.correct));
+        let read = |sum: &Tensor<B::InnerBackend, 1>| sum.clone().into_scalar().elem::<f32>();
+        let seconds_before = self.state.seconds;
+        for (index, batch) in order.chunks(config.batch_size).enumerate().skip(skip) {
+            B::seed(fit.device, batch_seed(config.seed, epoch, index));
             let labels: Vec<i64> = batch
                 .iter()
                 .map(|&i| i64::from(fit.train_labels[i]))
@@ -294,33 +612,61 @@ where
             loss_sum = loss_sum + loss.clone().inner().mul_scalar(batch.len() as f32);
             correct = correct + hits;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.learning_rate, model, grads);
-            seen += batch.len();
+            model = self.optim.step(config.learning_rate, model, grads);
+            self.state.seen += batch.len();
+            let seen = self.state.seen.max(1) as f64;
             progress.advance(1, || {
                 format!(
                     "loss {:.4} acc {:.1} %",
-                    read(&loss_sum, seen),
-                    100.0 * read(&correct, seen)
+                    f64::from(read(&loss_sum)) / seen,
+                    100.0 * f64::from(read(&correct)) / seen
                 )
             });
+            let done = index + 1;
+            let every = self.checkpoints.as_ref().map_or(0, |c| c.1);
+            let stop = self.stop_requested();
+            if done < steps && (stop || (every > 0 && done % every == 0)) {
+                self.position = Position {
+                    epoch: epoch - 1,
+                    batch: done,
+                };
+                self.state.loss_sum = read(&loss_sum);
+                self.state.correct = read(&correct);
+                self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
+                if stop {
+                    progress.finish();
+                    return Err(self.stopped(&model)?);
+                }
+                self.save(&model)?;
+            }
         }
         progress.finish();
-        let (train_loss, train_accuracy) = (read(&loss_sum, seen), read(&correct, seen));
+        self.state.loss_sum = read(&loss_sum);
+        self.state.correct = read(&correct);
         // Whatever is still queued on the device belongs to this epoch's time.
         let _ = B::sync(fit.device);
-        let train_seconds = start.elapsed().as_secs_f64();
+        self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
+        Ok(model)
+    }
+
+    /// Evaluates after epoch `epoch`, records it, tracks the best epoch and early stopping, and
+    /// checkpoints. Returns the test-set logits.
+    fn end_epoch(&mut self, model: &M, epoch: usize) -> anyhow::Result<Vec<f32>> {
+        let (fit, config) = (self.fit, self.fit.config);
+        let start = Instant::now();
         let logits = (fit.evaluate)(&model.valid());
         let (val_loss, val_accuracy) = loss_and_accuracy(&logits, fit.test_labels, fit.classes);
+        let seen = self.state.seen.max(1) as f64;
         let record = EpochRecord {
             epoch,
-            train_loss,
-            train_accuracy,
+            train_loss: f64::from(self.state.loss_sum) / seen,
+            train_accuracy: f64::from(self.state.correct) / seen,
             val_loss,
             val_accuracy,
-            seconds: start.elapsed().as_secs_f64(),
-            images_per_second: seen as f64 / train_seconds.max(1e-9),
+            seconds: self.state.seconds + start.elapsed().as_secs_f64(),
+            images_per_second: self.state.seen as f64 / self.state.seconds.max(1e-9),
         };
-        if fit.show_progress {
+        if fit.control.show_progress {
             eprintln!(
                 "epoch {epoch}/{}: loss {:.4} acc {:.2} % | val_loss {:.4} val_acc {:.2} % | {:.1} s ({:.0} images/s)",
                 config.epochs,
@@ -332,12 +678,115 @@ where
                 record.images_per_second
             );
         }
-        history.epochs.push(record);
-        test_logits = Some(logits);
+        self.state.epochs.push(record);
+        let improved = self.state.best.is_none_or(|best| {
+            val_loss < best.val_loss || (best.val_loss.is_nan() && !val_loss.is_nan())
+        });
+        if improved {
+            self.state.best = Some(Best { epoch, val_loss });
+            self.state.since_best = 0;
+            if config.keep == Keep::Best {
+                self.best_model = Some(model.valid());
+            }
+        } else {
+            self.state.since_best += 1;
+        }
+        if config
+            .patience
+            .is_some_and(|patience| self.state.since_best >= patience)
+        {
+            self.state.stopped_early = true;
+            if fit.control.show_progress {
+                eprintln!(
+                    "stopping early: the validation loss has not improved for {} epochs",
+                    self.state.since_best
+                );
+            }
+        }
+        (self.state.loss_sum, self.state.correct) = (0.0, 0.0);
+        (self.state.seen, self.state.seconds) = (0, 0.0);
+        self.position = Position { epoch, batch: 0 };
+        let more = epoch < config.epochs && !self.state.stopped_early;
+        if more && self.stop_requested() {
+            return Err(self.stopped(model)?);
+        }
+        self.save(model)?;
+        Ok(logits)
     }
-    let model = model.valid();
-    let test_logits = test_logits.unwrap_or_else(|| (fit.evaluate)(&model));
-    (model, test_logits)
+}
+
+fn fit_with<B, M, O>(
+    model: M,
+    optim: O,
+    fit: &Fit<B, M::InnerModule>,
+    history: &mut History,
+) -> anyhow::Result<(M::InnerModule, Vec<f32>)>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + Logits<B>,
+    O: Optimizer<M, B>,
+{
+    let config = fit.config;
+    let plan = fit.control.checkpoints.as_ref();
+    let mut run = Run {
+        fit,
+        optim,
+        best_model: None,
+        state: RunState {
+            data: fit.data.clone(),
+            settings: settings(history),
+            epochs: Vec::new(),
+            loss_sum: 0.0,
+            correct: 0.0,
+            seen: 0,
+            seconds: 0.0,
+            best: None,
+            since_best: 0,
+            stopped_early: false,
+        },
+        position: Position { epoch: 0, batch: 0 },
+        checkpoints: plan.map(|p| (Checkpoints::new(&p.dir), p.every)),
+    };
+    let mut model = run.start(model, plan.is_some_and(|p| p.resume))?;
+    let mut rng = Rng::new(config.seed);
+    let mut order: Vec<usize> = (0..fit.train_labels.len()).collect();
+    let mut last_logits = None;
+    for epoch in 1..=config.epochs {
+        // Every epoch's shuffle is drawn, also those a resumed run skips, so that the order of
+        // the next epoch is the one an uninterrupted run would use.
+        rng.shuffle(&mut order);
+        if epoch <= run.position.epoch {
+            continue;
+        }
+        if run.state.stopped_early {
+            break;
+        }
+        let skip = if epoch == run.position.epoch + 1 {
+            run.position.batch
+        } else {
+            0
+        };
+        model = run.train_epoch(model, epoch, &order, skip)?;
+        last_logits = Some(run.end_epoch(&model, epoch)?);
+    }
+    let last_epoch = run.state.epochs.last().map_or(0, |e| e.epoch);
+    history.epochs = run.state.epochs.clone();
+    history.best_epoch = run.state.best.map(|b| b.epoch);
+    history.stopped_early = run.state.stopped_early;
+    let best_epoch = run.state.best.map(|b| b.epoch);
+    let (model, logits, kept) = match run.best_model.take() {
+        Some(best) if best_epoch.is_some_and(|e| e != last_epoch) => {
+            let logits = (fit.evaluate)(&best);
+            (best, logits, best_epoch)
+        }
+        _ => {
+            let model = model.valid();
+            let logits = last_logits.unwrap_or_else(|| (fit.evaluate)(&model));
+            (model, logits, (last_epoch > 0).then_some(last_epoch))
+        }
+    };
+    history.kept_epoch = kept;
+    Ok((model, logits))
 }
 
 /// Checks what every training run needs.
@@ -352,6 +801,11 @@ pub fn check_sets(train: &Dataset, test: &Dataset, config: &TrainConfig) -> anyh
     Ok(())
 }
 
+/// The fingerprint of a run's data, as its checkpoints record it.
+pub fn data_fingerprint(train: &Dataset, test: &Dataset) -> String {
+    format!("train {}, test {}", train.fingerprint(), test.fingerprint())
+}
+
 /// Trains the CNN on `train`, evaluating on `test` after each epoch.
 pub fn train_cnn<B: TrainBackend>(
     device: &B::Device,
@@ -360,7 +814,7 @@ pub fn train_cnn<B: TrainBackend>(
     test: &Dataset,
     model_config: &CnnConfig,
     config: &TrainConfig,
-    show_progress: bool,
+    control: &Control,
 ) -> anyhow::Result<Trained<Cnn<B::InnerBackend>>> {
     check_sets(train, test, config)?;
     anyhow::ensure!(
@@ -373,14 +827,9 @@ pub fn train_cnn<B: TrainBackend>(
     B::seed(device, config.seed);
     let model: Cnn<B> = model_config.init(device);
     let mut history = History {
-        model: serde_json::to_value(model_config)?,
-        train: config.clone(),
-        device: device_name.to_string(),
         train_images: train.len(),
         test_images: test.len(),
-        setup_seconds: 0.0,
-        epochs: Vec::new(),
-        warnings: Vec::new(),
+        ..History::new(serde_json::to_value(model_config)?, config, device_name)
     };
     let input = InputConfig::unit_rgb(train.side);
     let batch = |indices: &[usize]| images_of::<B>(train, indices, &input, device);
@@ -395,10 +844,11 @@ pub fn train_cnn<B: TrainBackend>(
             classes: test.classes.len(),
             batch: &batch,
             evaluate: &evaluate,
-            show_progress,
+            data: data_fingerprint(train, test),
+            control,
         },
         &mut history,
-    );
+    )?;
     Ok(Trained {
         model,
         history,

@@ -5,11 +5,12 @@
 //! preprocessing; every epoch then trains the rest from those features.
 
 use crate::backend::TrainBackend;
+use crate::checkpoint::Position;
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Vgg16Config, Vgg16Transfer};
 use crate::ops::Kernels;
 use crate::progress::Progress;
-use crate::train::{self, Fit, History, TrainConfig, Trained};
+use crate::train::{self, Control, Fit, History, Stopped, TrainConfig, Trained};
 use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
@@ -123,7 +124,7 @@ struct FrozenPass<'a, B: Backend> {
     cache: (&'a Path, &'a str),
     batch: usize,
     device: &'a B::Device,
-    show_progress: bool,
+    control: &'a Control,
 }
 
 impl<B: Kernels> FrozenPass<'_, B> {
@@ -139,8 +140,9 @@ impl<B: Kernels> FrozenPass<'_, B> {
             cache: (dir, name),
             batch,
             device,
-            show_progress,
+            control,
         } = *self;
+        let show_progress = control.show_progress;
         let path = dir.join(format!(
             "{name}-{split}-{}.features",
             cache_key(base, frozen, set, input)
@@ -159,6 +161,14 @@ impl<B: Kernels> FrozenPass<'_, B> {
         let mut values = Vec::with_capacity(set.len() * per_sample);
         let indices: Vec<usize> = (0..set.len()).collect();
         for chunk in indices.chunks(batch.max(1)) {
+            if control.stop_requested() {
+                // Nothing is written: the next run computes the features again.
+                return Err(Stopped {
+                    at: Position { epoch: 0, batch: 0 },
+                    checkpoint: None,
+                }
+                .into());
+            }
             let out = model.features_until(train::images_of(set, chunk, input, device), frozen);
             anyhow::ensure!(
                 out.dims()[1..] == dims,
@@ -227,7 +237,7 @@ pub fn train_vgg16<B: TrainBackend>(
     model_config: &Vgg16Config,
     config: &TrainConfig,
     cache: &CacheOptions,
-    show_progress: bool,
+    control: &Control,
 ) -> anyhow::Result<(Trained<Vgg16Transfer<B::InnerBackend>>, CacheReport)> {
     train::check_sets(train, test, config)?;
     model_config.check(base).map_err(anyhow::Error::msg)?;
@@ -256,7 +266,7 @@ pub fn train_vgg16<B: TrainBackend>(
                 cache: (dir, cache.name.as_str()),
                 batch: config.eval_batch_size,
                 device,
-                show_progress,
+                control,
             };
             let tr = pass.features(train, "train")?;
             let te = pass.features(test, "test")?;
@@ -271,14 +281,10 @@ pub fn train_vgg16<B: TrainBackend>(
         seconds: setup_seconds,
     };
     let mut history = History {
-        model: serde_json::to_value(model_config)?,
-        train: config.clone(),
-        device: device_name.to_string(),
         train_images: train.len(),
         test_images: test.len(),
         setup_seconds,
-        epochs: Vec::new(),
-        warnings: Vec::new(),
+        ..History::new(serde_json::to_value(model_config)?, config, device_name)
     };
     let eval_batch = config.eval_batch_size;
     // With the cache, batches are rows of frozen features and the model starts after the frozen
@@ -314,9 +320,10 @@ pub fn train_vgg16<B: TrainBackend>(
         classes: test.classes.len(),
         batch: &*batch,
         evaluate: &*evaluate,
-        show_progress,
+        data: train::data_fingerprint(train, test),
+        control,
     };
-    let (model, test_logits) = train::fit(model.starting_at(start), &fit, &mut history);
+    let (model, test_logits) = train::fit(model.starting_at(start), &fit, &mut history)?;
     Ok((
         Trained {
             model: model.starting_at(0),

@@ -173,7 +173,7 @@ fn main() -> anyhow::Result<()> {
                 },
                 device,
                 cache,
-                show_progress: false,
+                driving: Default::default(),
             };
             let mut rows = Vec::new();
             for (label, cache) in [

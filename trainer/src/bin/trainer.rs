@@ -14,12 +14,14 @@ static ALLOCATOR: trainer::allocator::Allocator = trainer::allocator::Allocator;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use trainer::backend::DeviceChoice;
 use trainer::data::standin::{self, StandinConfig};
 use trainer::model::cnn::CnnConfig;
 use trainer::model::vgg16::transfer::Freeze;
-use trainer::pipeline::{self, DataSource, TrainRun, Vgg16Run};
-use trainer::train::{format_summary, Optim, TrainConfig};
+use trainer::pipeline::{self, Checkpointing, DataSource, Driving, TrainRun, Vgg16Run};
+use trainer::train::{format_summary, Keep, Optim, Stopped, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -128,6 +130,14 @@ struct CommonArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Continue from the newest checkpoint in `<models>/<name>.checkpoints/`, which must have been
+    /// made with the same data and settings (more epochs may be asked for). Without a checkpoint,
+    /// the run starts from the beginning.
+    #[arg(long)]
+    resume: bool,
+    /// Also checkpoint every N batches (besides the end of each epoch).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    checkpoint_every: usize,
 }
 
 impl CommonArgs {
@@ -138,6 +148,18 @@ impl CommonArgs {
                 data_dir: self.data_dir.clone(),
                 standin: self.standin.config(),
             },
+        }
+    }
+
+    /// Progress, checkpoints and the Ctrl-C flag of a run.
+    fn driving(&self) -> Driving {
+        Driving {
+            show_progress: !self.quiet,
+            checkpoints: Some(Checkpointing {
+                every: self.checkpoint_every,
+                resume: self.resume,
+            }),
+            stop: stop_flag(),
         }
     }
 
@@ -185,6 +207,24 @@ struct TrainArgs {
     /// Dropout before the last dense layer.
     #[arg(long, default_value_t = CnnConfig::default().dropout_dense)]
     dropout_dense: f64,
+    /// Stop when the validation loss has not improved for N epochs (and keep the best epoch's
+    /// model, unless `--keep last`).
+    #[arg(long, value_name = "N")]
+    patience: Option<usize>,
+    /// Which epoch's model to export: best (lowest validation loss) or last. Default: last, or best
+    /// with `--patience`.
+    #[arg(long)]
+    keep: Option<Keep>,
+}
+
+/// `--keep` as given, else best with `--patience` and last without (Keras' EarlyStopping with
+/// `restore_best_weights`).
+fn keep(keep: Option<Keep>, patience: Option<usize>) -> Keep {
+    keep.unwrap_or(if patience.is_some() {
+        Keep::Best
+    } else {
+        Keep::Last
+    })
 }
 
 impl TrainArgs {
@@ -206,10 +246,12 @@ impl TrainArgs {
                     epsilon: self.epsilon,
                 },
                 seed: self.common.seed,
+                patience: self.patience,
+                keep: keep(self.keep, self.patience),
                 ..TrainConfig::default()
             },
             device: self.common.device,
-            show_progress: !self.common.quiet,
+            driving: self.common.driving(),
         }
     }
 }
@@ -248,6 +290,12 @@ struct Vgg16Args {
     /// Recompute the frozen layers for every batch instead of caching their output on disk.
     #[arg(long)]
     no_feature_cache: bool,
+    /// Stop when the validation loss has not improved for N epochs (as `--patience`).
+    #[arg(long, value_name = "N")]
+    vgg_patience: Option<usize>,
+    /// Which epoch's model to export: best or last (as `--keep`).
+    #[arg(long)]
+    vgg_keep: Option<Keep>,
 }
 
 impl Vgg16Args {
@@ -271,11 +319,13 @@ impl Vgg16Args {
                     momentum: self.momentum,
                 },
                 seed: common.seed,
+                patience: self.vgg_patience,
+                keep: keep(self.vgg_keep, self.vgg_patience),
                 ..TrainConfig::vgg16()
             },
             device: common.device,
             cache: !self.no_feature_cache,
-            show_progress: !common.quiet,
+            driving: common.driving(),
         })
     }
 }
@@ -340,8 +390,64 @@ fn print_artifacts(artifacts: &pipeline::Artifacts) {
     );
 }
 
+/// The flag the training loop checks after each batch, set by the first Ctrl-C (or SIGTERM); a
+/// second one exits at once, between two file writes. `None` when no handler could be installed.
+fn stop_flag() -> Option<Arc<AtomicBool>> {
+    static FLAG: OnceLock<Option<Arc<AtomicBool>>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&flag);
+        let installed = ctrlc::set_handler(move || {
+            if seen.swap(true, Ordering::SeqCst) {
+                eprintln!("\nstopping now; the last checkpoint stays");
+                trainer::files::exit_between_writes(130);
+            }
+            eprintln!(
+                "\nstopping after this batch, with a checkpoint (Ctrl-C again to stop at once)"
+            );
+        });
+        match installed {
+            Ok(()) => Some(flag),
+            Err(e) => {
+                eprintln!("warning: no Ctrl-C handler ({e}): Ctrl-C stops without a checkpoint");
+                None
+            }
+        }
+    })
+    .clone()
+}
+
+/// Exits with 130 (as for SIGINT) when a stop was asked for between two stages.
+fn stop_between_stages(next: &str) {
+    if stop_flag().is_some_and(|flag| flag.load(Ordering::SeqCst)) {
+        eprintln!("stopped before {next}; run the same command again to do the rest");
+        std::process::exit(130);
+    }
+}
+
+fn main() {
+    let outcome = run();
+    if let Err(e) = outcome {
+        if let Some(stopped) = e.downcast_ref::<Stopped>() {
+            match &stopped.checkpoint {
+                Some(path) => eprintln!(
+                    "stopped ({}); checkpoint {}. To continue: the same command with --resume",
+                    stopped.at,
+                    path.display()
+                ),
+                None => eprintln!(
+                    "stopped before training began: nothing to resume; run the same command again"
+                ),
+            }
+            std::process::exit(130);
+        }
+        eprintln!("Error: {e:?}");
+        std::process::exit(1);
+    }
+}
+
 // Over 80 lines: one short arm per subcommand, each mapping its flags onto library calls.
-fn main() -> anyhow::Result<()> {
+fn run() -> anyhow::Result<()> {
     trainer::allocator::keep_freed_memory();
     let cli = Cli::parse();
     match cli.command {
@@ -387,8 +493,10 @@ fn main() -> anyhow::Result<()> {
                 onnx.push(train_cnn(&args, &splits)?.onnx);
             }
             if let Some(run) = &vgg_run {
+                stop_between_stages("training VGG16");
                 onnx.push(train_vgg16(run, &splits)?.onnx);
             }
+            stop_between_stages("the verification");
             if let Err(why) = pipeline::ensure_onnxruntime() {
                 eprintln!(
                     "ONNX Runtime could not be fetched ({why}); ort will be reported as not run"
