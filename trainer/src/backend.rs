@@ -309,28 +309,37 @@ pub trait OnBackend {
 }
 
 /// Runs `work` on the backend of `choice`. A CUDA failure during the work (out of memory, say)
-/// becomes an error, or, under `Auto`, a notice and a rerun on the CPU.
+/// becomes an error, or, under `Auto`, a notice and a rerun on the CPU that continues from the
+/// checkpoints the CUDA run left (see [`OnBackend::run`]).
 pub fn dispatch<W: OnBackend>(choice: DeviceChoice, work: W) -> anyhow::Result<W::Output> {
-    let on_cpu = |work: &W, after_cuda_failure| {
-        work.run::<Cpu>(&cpu_device(), "burn (flex, cpu)", after_cuda_failure)
-    };
     match resolve(choice)? {
         Device::Cpu => on_cpu(&work, false),
-        Device::Cuda => {
-            let outcome = run_cuda(&work);
-            match outcome {
-                Ok(result) => result,
-                Err(why) if choice == DeviceChoice::Auto => {
-                    eprintln!(
-                        "CUDA failed ({why}); training on the CPU instead, from CUDA's last checkpoint if there is one"
-                    );
-                    on_cpu(&work, true)
-                }
-                Err(why) => anyhow::bail!(
-                    "CUDA failed: {why} (if it ran out of memory, try a smaller --batch-size)"
-                ),
-            }
+        Device::Cuda => after_cuda(choice, run_cuda(&work), &work),
+    }
+}
+
+fn on_cpu<W: OnBackend>(work: &W, after_cuda_failure: bool) -> anyhow::Result<W::Output> {
+    work.run::<Cpu>(&cpu_device(), "burn (flex, cpu)", after_cuda_failure)
+}
+
+/// What follows the work's run on CUDA: its result, or after a CUDA failure the CPU's rerun
+/// (under `Auto`) or an error.
+fn after_cuda<W: OnBackend>(
+    choice: DeviceChoice,
+    outcome: Result<anyhow::Result<W::Output>, String>,
+    work: &W,
+) -> anyhow::Result<W::Output> {
+    match outcome {
+        Ok(result) => result,
+        Err(why) if choice == DeviceChoice::Auto => {
+            eprintln!(
+                "CUDA failed ({why}); training on the CPU instead, from CUDA's last checkpoint if there is one"
+            );
+            on_cpu(work, true)
         }
+        Err(why) => anyhow::bail!(
+            "CUDA failed: {why} (if it ran out of memory, try a smaller --batch-size)"
+        ),
     }
 }
 
@@ -357,4 +366,38 @@ fn run_cuda<W: OnBackend>(work: &W) -> Result<anyhow::Result<W::Output>, String>
 #[cfg(not(feature = "cuda"))]
 fn run_cuda<W: OnBackend>(_: &W) -> Result<anyhow::Result<W::Output>, String> {
     Err("this trainer was built without CUDA support".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Work that answers whether it was a rerun after a CUDA failure.
+    struct Rerun;
+
+    impl OnBackend for Rerun {
+        type Output = (String, bool);
+        fn run<B: TrainBackend>(
+            &self,
+            _: &B::Device,
+            name: &str,
+            after_cuda_failure: bool,
+        ) -> anyhow::Result<(String, bool)> {
+            Ok((name.to_string(), after_cuda_failure))
+        }
+    }
+
+    #[test]
+    fn a_cuda_failure_under_auto_reruns_on_the_cpu_from_the_checkpoints() {
+        let failed = || Err("CUDA_ERROR_OUT_OF_MEMORY".to_string());
+        let (name, resumed) = after_cuda(DeviceChoice::Auto, failed(), &Rerun).unwrap();
+        assert!(name.contains("cpu") && resumed);
+        let refused = after_cuda(DeviceChoice::Cuda, failed(), &Rerun).unwrap_err();
+        assert!(refused.to_string().contains("OUT_OF_MEMORY"), "{refused}");
+        let done = Ok(Ok(("burn (cuda)".to_string(), false)));
+        assert_eq!(
+            after_cuda(DeviceChoice::Auto, done, &Rerun).unwrap(),
+            ("burn (cuda)".to_string(), false)
+        );
+    }
 }

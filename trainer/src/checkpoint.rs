@@ -230,12 +230,19 @@ impl Checkpoints {
     }
 
     /// The newest checkpoint that reads back whole, with a notice for each newer one that did
-    /// not (and was skipped). `None` when there is none.
+    /// not (and was skipped). `None` when there is none. Older ones beyond the newest two (left
+    /// by a run killed between a save and its clean-up) are removed.
     pub fn newest(&self) -> Result<(Option<Saved>, Vec<String>), CheckpointError> {
         let mut notices = Vec::new();
-        for (position, path) in self.listed()? {
-            match read(&path, position) {
-                Ok(saved) => return Ok((Some(saved), notices)),
+        let listed = self.listed()?;
+        for (i, (position, path)) in listed.iter().enumerate() {
+            match read(path, *position) {
+                Ok(saved) => {
+                    for (_, old) in listed.iter().skip(self.keep.max(i + 1)) {
+                        let _ = std::fs::remove_dir_all(old);
+                    }
+                    return Ok((Some(saved), notices));
+                }
                 Err(why) => notices.push(format!(
                     "checkpoint {} is damaged ({why}); trying the one before",
                     path.display()
@@ -326,6 +333,10 @@ mod tests {
             save(&c, epoch, 0);
         }
         save(&c, 4, 7);
+        // A save killed after its rename, before its clean-up, leaves a third.
+        std::fs::create_dir(dir.path().join("run.checkpoints/epoch-0001-batch-000000")).unwrap();
+        assert_eq!(c.listed().unwrap().len(), 3);
+        assert!(c.newest().unwrap().0.is_some());
         let kept: Vec<Position> = c.listed().unwrap().into_iter().map(|p| p.0).collect();
         assert_eq!(
             kept,

@@ -446,3 +446,29 @@ pub fn summary_table(reports: &[VerifyReport]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rerun_after_a_cuda_failure_resumes_from_the_checkpoints() {
+        let driving = Driving {
+            checkpoints: Some(Checkpointing {
+                every: 5,
+                resume: false,
+            }),
+            ..Driving::default()
+        };
+        let plan = |rerun| {
+            driving
+                .control(Path::new("models"), "cnn", rerun)
+                .checkpoints
+                .unwrap()
+        };
+        assert!(!plan(false).resume);
+        assert!(plan(true).resume);
+        assert_eq!(plan(true).dir, Path::new("models/cnn.checkpoints"));
+        assert_eq!(plan(true).every, 5);
+    }
+}

@@ -583,7 +583,9 @@ where
             steps as u64,
             "batches",
         );
-        progress.advance(skip as u64, String::new);
+        if skip > 0 {
+            progress.advance(skip as u64, String::new);
+        }
         // The running sums stay on the device: reading them every batch would make the host wait
         // for the GPU each step. They are read when the progress shows them, at a checkpoint and
         // once an epoch.
@@ -710,7 +712,24 @@ where
         if more && self.stop_requested() {
             return Err(self.stopped(model)?);
         }
-        self.save(model)?;
+        let start = Instant::now();
+        if let Some(path) = self.save(model)? {
+            if fit.control.show_progress {
+                let bytes: u64 = std::fs::read_dir(&path)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum();
+                eprintln!(
+                    "checkpoint {} ({:.1} MB, {:.2} s)",
+                    path.display(),
+                    bytes as f64 / 1e6,
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
         Ok(logits)
     }
 }

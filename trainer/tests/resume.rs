@@ -185,6 +185,14 @@ fn a_cnn_run_killed_anywhere_and_resumed_is_the_uninterrupted_run() {
         child.wait().expect("wait");
     }
     eprintln!("killed after {delays:?} ms");
+    // Killed as the last checkpoint appears: in the export that follows it.
+    let mut child = cnn(&data, &models, &["--resume"]).spawn().expect("starts");
+    assert!(wait_for(
+        &checkpoints.join("epoch-0003-batch-000000"),
+        &mut child
+    ));
+    let _ = child.kill();
+    child.wait().expect("wait");
     let out = finish(&mut cnn(&data, &models, &["--resume"]));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
