@@ -1,0 +1,2 @@
+// Empty: Cargo builds `[build-dependencies]` only for a crate with a build script.
+fn main() {}
