@@ -31,7 +31,8 @@ pub fn cpu_device() -> burn::backend::flex::FlexDevice {
 pub type Cuda = burn::backend::Autodiff<burn::backend::Cuda>;
 
 /// Where to train, as asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// CUDA when a device is usable, else the CPU (with a one-line notice).
     #[default]

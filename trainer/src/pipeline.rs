@@ -2,18 +2,20 @@
 
 use crate::backend::TrainBackend;
 use crate::backend::{self, DeviceChoice, OnBackend};
+use crate::config::{rate, ConfigError};
 use crate::data::standin::{self, StandinConfig};
 use crate::export;
 use crate::files;
 use crate::model::cnn::CnnConfig;
 use crate::model::vgg16::source::Vgg16Base;
-use crate::model::vgg16::transfer::{Freeze, Vgg16Config};
+use crate::model::vgg16::transfer::{Freeze, Vgg16Config, DEFAULT_DROPOUT, DEFAULT_SIDE};
 use crate::train::{self, CheckpointPlan, Control, TrainConfig, Trained};
 use crate::transfer::{self, CacheOptions, CacheReport};
 use anyhow::{bail, Context};
 use runtime::data::{CifarSplit, Dataset};
 use runtime::verify::{ReferencePredictions, VerifyReport};
 use runtime::{EngineChoice, Provider};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -170,15 +172,60 @@ pub fn load_data(
     })
 }
 
-/// Options of a training run.
-#[derive(Debug, Clone)]
+/// Options of a training run of the CNN; written beside its files as `<name>.config.json`.
+#[derive(Debug, Clone, Serialize)]
 pub struct TrainRun {
     pub name: String,
     pub models_dir: PathBuf,
     pub model: CnnConfig,
     pub train: TrainConfig,
     pub device: DeviceChoice,
+    #[serde(skip)]
     pub driving: Driving,
+}
+
+impl Default for TrainRun {
+    /// The article's CNN, into `models/cnn.*`.
+    fn default() -> Self {
+        TrainRun {
+            name: "cnn".into(),
+            models_dir: "models".into(),
+            model: CnnConfig::default(),
+            train: TrainConfig::default(),
+            device: DeviceChoice::Auto,
+            driving: Driving::default(),
+        }
+    }
+}
+
+/// A file name for a model: not empty, no folder, no `..`.
+fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.starts_with('.');
+    if plain {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            field,
+            format!("{name:?} is not a file name (no folders, not empty, not hidden)"),
+        ))
+    }
+}
+
+impl TrainRun {
+    /// Checks every setting once, before anything runs.
+    ///
+    /// # Errors
+    /// The first setting out of range, by its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_name("name", &self.name)?;
+        rate("model.dropout_conv", self.model.dropout_conv)?;
+        rate("model.dropout_dense", self.model.dropout_dense)?;
+        self.train.validate()
+    }
 }
 
 /// The files a training run wrote.
@@ -188,11 +235,15 @@ pub struct Artifacts {
     pub reference: PathBuf,
     pub history: PathBuf,
     pub curves: PathBuf,
+    /// How the model was made (`<name>.config.json`).
+    pub config: PathBuf,
     pub final_accuracy: f64,
 }
 
-/// Trains the CNN on `splits`, exports it and saves Burn's own test-set predictions beside it.
+/// Trains the CNN on `splits`, exports it and saves Burn's own test-set predictions and the run's
+/// configuration beside it.
 pub fn train_and_export(run: &TrainRun, splits: &Splits) -> anyhow::Result<Artifacts> {
+    run.validate()?;
     let mut model = run.model.clone();
     model.classes = splits.train.classes.len();
     model.side = splits.train.side;
@@ -219,14 +270,22 @@ pub fn train_and_export(run: &TrainRun, splits: &Splits) -> anyhow::Result<Artif
                 &control,
             )?;
             let bytes = export::cnn_to_onnx(&trained.model, model, &splits.train.classes);
-            save(&run.models_dir, &run.name, splits, &bytes, trained, name)
+            save(
+                &run.models_dir,
+                &run.name,
+                splits,
+                &bytes,
+                trained,
+                name,
+                run,
+            )
         }
     }
     backend::dispatch(run.device, Work(run, splits, &model))
 }
 
-/// Options of a VGG16 transfer run.
-#[derive(Debug, Clone)]
+/// Options of a VGG16 transfer run; written beside its files as `<name>.config.json`.
+#[derive(Debug, Clone, Serialize)]
 pub struct Vgg16Run {
     pub name: String,
     pub models_dir: PathBuf,
@@ -240,7 +299,45 @@ pub struct Vgg16Run {
     pub device: DeviceChoice,
     /// Cache the frozen part's output in `<models>/cache` (else recompute it every epoch).
     pub cache: bool,
+    #[serde(skip)]
     pub driving: Driving,
+}
+
+impl Vgg16Run {
+    /// The article's transfer run from the VGG16 file `source`, into `models/vgg16.*`.
+    pub fn new(source: PathBuf) -> Self {
+        Vgg16Run {
+            name: "vgg16".into(),
+            models_dir: "models".into(),
+            source,
+            side: DEFAULT_SIDE,
+            freeze: Freeze::default(),
+            dropout: DEFAULT_DROPOUT,
+            train: TrainConfig::vgg16(),
+            device: DeviceChoice::Auto,
+            cache: true,
+            driving: Driving::default(),
+        }
+    }
+
+    /// Checks every setting once, before anything runs (the VGG16 file is checked when read).
+    ///
+    /// # Errors
+    /// The first setting out of range, by its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_name("name", &self.name)?;
+        if self.side < 32 {
+            return Err(ConfigError::new(
+                "side",
+                format!(
+                    "VGG16 needs images of at least 32x32 pixels (five 2x2 pools), not {0}x{0}",
+                    self.side
+                ),
+            ));
+        }
+        rate("dropout", self.dropout)?;
+        self.train.validate()
+    }
 }
 
 /// How an exported model names the file its VGG16 base came from: the file's name and its
@@ -259,14 +356,14 @@ fn source_name(path: &std::path::Path, bytes: &[u8]) -> String {
 
 /// Reads the VGG16 base of `run.source` and the transfer model's configuration for `splits`.
 pub fn vgg16_model(run: &Vgg16Run, classes: usize) -> anyhow::Result<(Vgg16Base, Vgg16Config)> {
-    use anyhow::Context;
+    run.validate()?;
     let bytes =
         std::fs::read(&run.source).with_context(|| format!("reading {}", run.source.display()))?;
     let base = Vgg16Base::from_bytes(&bytes, &run.source)?;
     let mut config = Vgg16Config::new(&base, &source_name(&run.source, &bytes), classes, run.side);
     config.freeze = run.freeze;
     config.dropout = run.dropout;
-    config.check(&base).map_err(anyhow::Error::msg)?;
+    config.check(&base)?;
     Ok((base, config))
 }
 
@@ -306,7 +403,15 @@ pub fn train_vgg16_and_export(
                 &control,
             )?;
             let bytes = export::vgg16_to_onnx(&trained.model, config, &splits.train.classes);
-            let artifacts = save(&run.models_dir, &run.name, splits, &bytes, trained, name)?;
+            let artifacts = save(
+                &run.models_dir,
+                &run.name,
+                splits,
+                &bytes,
+                trained,
+                name,
+                run,
+            )?;
             Ok((artifacts, report))
         }
     }
@@ -346,13 +451,38 @@ pub fn vgg16_source(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         .map_err(|e| anyhow::anyhow!("{e}\n(name another VGG16 ONNX file with --vgg16 PATH)"))
 }
 
-fn save<M>(
+/// What `<name>.config.json` holds: how the model was made.
+#[derive(Serialize)]
+struct MadeWith<'a, R> {
+    /// The run's configuration.
+    run: &'a R,
+    /// The data: where it was read, its fingerprints and sizes.
+    data: DataUsed<'a>,
+    /// What trained it (`burn (flex, cpu)`, `burn (cuda)`).
+    producer: &'a str,
+    /// This trainer's version.
+    trainer: &'a str,
+}
+
+#[derive(Serialize)]
+struct DataUsed<'a> {
+    source: &'a Path,
+    standin: bool,
+    train_images: usize,
+    test_images: usize,
+    train_fingerprint: String,
+    test_fingerprint: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn save<M, R: Serialize>(
     dir: &Path,
     name: &str,
     splits: &Splits,
     onnx_bytes: &[u8],
     trained: Trained<M>,
     producer: &str,
+    run: &R,
 ) -> anyhow::Result<Artifacts> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let onnx = dir.join(format!("{name}.onnx"));
@@ -374,11 +504,27 @@ fn save<M>(
     train::save_history(&history, &history_path)?;
     let curves = dir.join(format!("{name}.curves.png"));
     crate::plot::plot_history(&history, &curves)?;
+    let made_with = MadeWith {
+        run,
+        data: DataUsed {
+            source: &splits.source,
+            standin: splits.standin,
+            train_images: splits.train.len(),
+            test_images: splits.test.len(),
+            train_fingerprint: splits.train.fingerprint(),
+            test_fingerprint: splits.test.fingerprint(),
+        },
+        producer,
+        trainer: env!("CARGO_PKG_VERSION"),
+    };
+    let config = dir.join(format!("{name}.config.json"));
+    files::write_file(&config, &serde_json::to_vec_pretty(&made_with)?)?;
     Ok(Artifacts {
         onnx,
         reference,
         history: history_path,
         curves,
+        config,
         final_accuracy: history.epochs.last().map_or(0.0, |e| e.val_accuracy),
     })
 }
@@ -398,6 +544,121 @@ pub fn ensure_onnxruntime() -> Result<PathBuf, runtime::ort_library::OrtLibraryE
         runtime::ort_library::project_dir().display()
     );
     runtime::ort_library::fetch(None)
+}
+
+/// How the exported files are verified.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    /// Images per engine call.
+    pub batch: usize,
+    /// ONNX Runtime's execution providers, in order of preference; the one that ran is reported.
+    pub providers: Vec<Provider>,
+    /// The largest difference of a probability from Burn's that an engine may show.
+    pub tolerance: f64,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            batch: 256,
+            providers: vec![Provider::Cuda, Provider::Cpu],
+            tolerance: runtime::verify::DEFAULT_TOLERANCE,
+        }
+    }
+}
+
+/// The whole job after the data: the models to train and export, then their verification.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineConfig {
+    pub cnn: Option<TrainRun>,
+    pub vgg16: Option<Vgg16Run>,
+    pub verify: VerifyConfig,
+    /// Checked between the stages: when set, the pipeline stops before the next one.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// What the pipeline made and found.
+#[derive(Debug)]
+pub struct PipelineReport {
+    /// Each trained model's files, in the order trained (CNN, then VGG16).
+    pub artifacts: Vec<Artifacts>,
+    /// What the VGG16 run's frozen-feature cache did.
+    pub cache: Option<CacheReport>,
+    /// Each exported file's verification by ort and tract against Burn.
+    pub verified: Vec<VerifyReport>,
+    /// Why the verification did not pass (empty when every engine ran and agreed with Burn within
+    /// the tolerance).
+    pub problems: Vec<String>,
+    /// Why ONNX Runtime could not be fetched, when it could not (its rows then say "not run").
+    pub ort_missing: Option<String>,
+}
+
+/// The pipeline was asked to stop between two stages.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped before {next}")]
+pub struct StoppedBefore {
+    pub next: String,
+}
+
+/// Trains and exports the configured models on `splits` (the CNN, then VGG16), then verifies
+/// each exported file with ort and tract against Burn's predictions. Every configuration is
+/// checked before anything trains.
+///
+/// # Errors
+/// A bad setting (before anything runs), a training or export failure, [`crate::train::Stopped`]
+/// or [`StoppedBefore`] when stopped, a verification that could not run at all. A verification
+/// that ran and disagreed is not an error: see [`PipelineReport::problems`].
+pub fn run(config: &PipelineConfig, splits: &Splits) -> anyhow::Result<PipelineReport> {
+    if let Some(run) = &config.cnn {
+        run.validate()?;
+    }
+    if let Some(run) = &config.vgg16 {
+        run.validate()?;
+    }
+    crate::config::positive("verify.batch", config.verify.batch)?;
+    let stop_before = |next: &str| -> anyhow::Result<()> {
+        if config
+            .stop
+            .as_ref()
+            .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            return Err(StoppedBefore { next: next.into() }.into());
+        }
+        Ok(())
+    };
+    let mut artifacts = Vec::new();
+    let mut cache = None;
+    if let Some(run) = &config.cnn {
+        artifacts.push(train_and_export(run, splits)?);
+    }
+    if let Some(run) = &config.vgg16 {
+        stop_before("training VGG16")?;
+        let (made, report) = train_vgg16_and_export(run, splits)?;
+        artifacts.push(made);
+        cache = Some(report);
+    }
+    stop_before("the verification")?;
+    let ort_missing = ensure_onnxruntime().err().map(|why| why.to_string());
+    let mut verified = Vec::new();
+    for made in &artifacts {
+        verified.push(verify(
+            &made.onnx,
+            &splits.test,
+            &config.verify.providers,
+            config.verify.batch,
+        )?);
+    }
+    let problems = verified
+        .iter()
+        .flat_map(|r| r.problems(config.verify.tolerance))
+        .collect();
+    Ok(PipelineReport {
+        artifacts,
+        cache,
+        verified,
+        problems,
+        ort_missing,
+    })
 }
 
 /// Runs the test split through ort (on the first usable of `providers`) and tract, compares with

@@ -2,6 +2,7 @@
 
 use crate::backend::TrainBackend;
 use crate::checkpoint::{self, Checkpoints, Position};
+use crate::config::{positive, rate, ConfigError};
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::ops::Kernels;
 use crate::progress::Progress;
@@ -31,6 +32,13 @@ pub enum Optim {
     /// SGD with (undampened, Keras-style) momentum.
     Sgd { momentum: f64 },
 }
+
+/// RMSprop's moving-average factor by default (Keras' `rho`).
+pub const RMSPROP_RHO: f32 = 0.9;
+/// RMSprop's epsilon by default: Burn adds it outside the square root, Keras (1e-7) inside.
+pub const RMSPROP_EPSILON: f32 = 3e-4;
+/// SGD's momentum by default (the article's VGG16 run).
+pub const SGD_MOMENTUM: f64 = 0.9;
 
 /// Optimiser and schedule; the defaults are the article's CNN settings (RMSprop 1e-4, batch 100).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,8 +131,8 @@ impl Default for TrainConfig {
             batch_size: 100,
             learning_rate: 1e-4,
             optimizer: Optim::RmsProp {
-                rho: 0.9,
-                epsilon: 3e-4,
+                rho: RMSPROP_RHO,
+                epsilon: RMSPROP_EPSILON,
             },
             seed: 42,
             eval_batch_size: 500,
@@ -135,13 +143,47 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Checks every setting: batch sizes and patience at least 1, a finite, non-negative
+    /// learning rate, the optimiser's factors in range.
+    ///
+    /// # Errors
+    /// The first setting out of range, by its field (`train.batch_size`, ...).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        positive("train.batch_size", self.batch_size)?;
+        positive("train.eval_batch_size", self.eval_batch_size)?;
+        if let Some(patience) = self.patience {
+            positive("train.patience", patience)?;
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate >= 0.0) {
+            return Err(ConfigError::new(
+                "train.learning_rate",
+                format!("{} is not a finite, non-negative rate", self.learning_rate),
+            ));
+        }
+        match self.optimizer {
+            Optim::RmsProp { rho, epsilon } => {
+                rate("train.optimizer.rho", f64::from(rho))?;
+                if !(epsilon.is_finite() && epsilon > 0.0) {
+                    return Err(ConfigError::new(
+                        "train.optimizer.epsilon",
+                        format!("{epsilon} is not a finite, positive number"),
+                    ));
+                }
+            }
+            Optim::Sgd { momentum } => rate("train.optimizer.momentum", momentum)?,
+        }
+        Ok(())
+    }
+
     /// The article's VGG16 settings: SGD 1e-4 with momentum 0.9, batch 32, 3 epochs.
     pub fn vgg16() -> Self {
         TrainConfig {
             epochs: 3,
             batch_size: 32,
             learning_rate: 1e-4,
-            optimizer: Optim::Sgd { momentum: 0.9 },
+            optimizer: Optim::Sgd {
+                momentum: SGD_MOMENTUM,
+            },
             ..TrainConfig::default()
         }
     }
@@ -808,15 +850,11 @@ where
     Ok((model, logits))
 }
 
-/// Checks what every training run needs.
+/// Checks what every training run needs: its settings, and data in both sets.
 pub fn check_sets(train: &Dataset, test: &Dataset, config: &TrainConfig) -> anyhow::Result<()> {
+    config.validate()?;
     anyhow::ensure!(!train.is_empty(), "the training set is empty");
     anyhow::ensure!(!test.is_empty(), "the test set is empty");
-    anyhow::ensure!(config.batch_size > 0, "the batch size must be at least 1");
-    anyhow::ensure!(
-        config.eval_batch_size > 0,
-        "the evaluation batch size must be at least 1"
-    );
     Ok(())
 }
 
@@ -836,6 +874,7 @@ pub fn train_cnn<B: TrainBackend>(
     control: &Control,
 ) -> anyhow::Result<Trained<Cnn<B::InnerBackend>>> {
     check_sets(train, test, config)?;
+    model_config.validate()?;
     anyhow::ensure!(
         train.side == model_config.side && test.side == model_config.side,
         "the model takes {0}x{0} images but the data holds {1}x{1}",

@@ -240,7 +240,7 @@ pub fn train_vgg16<B: TrainBackend>(
     control: &Control,
 ) -> anyhow::Result<(Trained<Vgg16Transfer<B::InnerBackend>>, CacheReport)> {
     train::check_sets(train, test, config)?;
-    model_config.check(base).map_err(anyhow::Error::msg)?;
+    model_config.check(base)?;
     let train = &train.resized(model_config.side);
     let test = &test.resized(model_config.side);
     let input = model_config.input_config();

@@ -19,9 +19,13 @@ use std::sync::{Arc, OnceLock};
 use trainer::backend::DeviceChoice;
 use trainer::data::standin::{self, StandinConfig};
 use trainer::model::cnn::CnnConfig;
+use trainer::model::vgg16::transfer;
 use trainer::model::vgg16::transfer::Freeze;
-use trainer::pipeline::{self, Checkpointing, DataSource, Driving, TrainRun, Vgg16Run};
-use trainer::train::{format_summary, Keep, Optim, Stopped, TrainConfig};
+use trainer::pipeline::{
+    self, Checkpointing, DataSource, Driving, PipelineConfig, TrainRun, VerifyConfig, Vgg16Run,
+};
+use trainer::train::{self, format_summary, Keep, Optim, Stopped, TrainConfig};
+use trainer::transfer::CacheReport;
 
 #[derive(Parser)]
 #[command(
@@ -187,7 +191,7 @@ struct TrainArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Base name of the CNN's files.
-    #[arg(long, default_value = "cnn")]
+    #[arg(long, default_value_t = TrainRun::default().name)]
     name: String,
     #[arg(long, default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
@@ -196,10 +200,10 @@ struct TrainArgs {
     #[arg(long = "lr", default_value_t = TrainConfig::default().learning_rate)]
     learning_rate: f64,
     /// RMSprop's moving-average factor (Keras `rho`).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = train::RMSPROP_RHO)]
     rho: f32,
     /// RMSprop's epsilon (added outside the square root).
-    #[arg(long, default_value_t = 3e-4)]
+    #[arg(long, default_value_t = train::RMSPROP_EPSILON)]
     epsilon: f32,
     /// Dropout after each convolution block.
     #[arg(long, default_value_t = CnnConfig::default().dropout_conv)]
@@ -268,7 +272,7 @@ struct Vgg16Args {
     vgg_name: String,
     /// Input side: 32 as in the article, or e.g. 64 or 96 to upscale the images (more accurate,
     /// slower: the cost grows with the square of the side).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = transfer::DEFAULT_SIDE)]
     vgg_size: usize,
     /// What stays frozen: block4 (the article's: blocks 1 to 4), all (only the head trains) or
     /// none.
@@ -282,10 +286,10 @@ struct Vgg16Args {
     #[arg(long, default_value_t = TrainConfig::vgg16().learning_rate)]
     vgg_lr: f64,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = train::SGD_MOMENTUM)]
     momentum: f64,
     /// Dropout between the two dense layers.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = transfer::DEFAULT_DROPOUT)]
     vgg_dropout: f64,
     /// Recompute the frozen layers for every batch instead of caching their output on disk.
     #[arg(long)]
@@ -300,10 +304,6 @@ struct Vgg16Args {
 
 impl Vgg16Args {
     fn run(&self, common: &CommonArgs) -> anyhow::Result<Vgg16Run> {
-        anyhow::ensure!(
-            (0.0..1.0).contains(&self.vgg_dropout),
-            "--vgg-dropout must be in [0, 1)"
-        );
         Ok(Vgg16Run {
             name: self.vgg_name.clone(),
             models_dir: common.models.clone(),
@@ -330,13 +330,8 @@ impl Vgg16Args {
     }
 }
 
-fn train_cnn(args: &TrainArgs, splits: &pipeline::Splits) -> anyhow::Result<pipeline::Artifacts> {
-    let run = args.run();
-    anyhow::ensure!(
-        (0.0..1.0).contains(&run.model.dropout_conv)
-            && (0.0..1.0).contains(&run.model.dropout_dense),
-        "dropout rates must be in [0, 1)"
-    );
+/// Prints the CNN's Keras-style summary.
+fn cnn_summary(run: &TrainRun, splits: &pipeline::Splits) {
     let mut config = run.model.clone();
     config.classes = splits.train.classes.len();
     let summary_model = config.init::<burn::backend::Flex>(&trainer::backend::cpu_device());
@@ -344,12 +339,10 @@ fn train_cnn(args: &TrainArgs, splits: &pipeline::Splits) -> anyhow::Result<pipe
         "{}",
         format_summary(&run.name, &summary_model.summary(&config), 0)
     );
-    let artifacts = pipeline::train_and_export(&run, splits)?;
-    print_artifacts(&artifacts);
-    Ok(artifacts)
 }
 
-fn train_vgg16(run: &Vgg16Run, splits: &pipeline::Splits) -> anyhow::Result<pipeline::Artifacts> {
+/// Prints where the VGG16 base comes from and the transfer model's summary.
+fn vgg16_summary(run: &Vgg16Run, splits: &pipeline::Splits) -> anyhow::Result<()> {
     let (base, config) = pipeline::vgg16_model(run, splits.train.classes.len())?;
     eprintln!(
         "VGG16 base: {} ({:?} layout, {} convolutions); input {3}x{3}, preprocessing {4}",
@@ -368,25 +361,26 @@ fn train_vgg16(run: &Vgg16Run, splits: &pipeline::Splits) -> anyhow::Result<pipe
     let device = trainer::backend::cpu_device();
     let summary_model = config.init::<burn::backend::Flex>(&base, &device);
     let (rows, frozen) = summary_model.summary(&config);
-    drop(summary_model);
     eprintln!("{}", format_summary(&run.name, &rows, frozen));
-    let (artifacts, cache) = pipeline::train_vgg16_and_export(run, splits)?;
+    Ok(())
+}
+
+fn print_cache(cache: &CacheReport) {
     eprintln!(
         "frozen features: train {:?}, test {:?} ({:.1} s before the first epoch)",
         cache.train, cache.test, cache.seconds
     );
-    print_artifacts(&artifacts);
-    Ok(artifacts)
 }
 
 fn print_artifacts(artifacts: &pipeline::Artifacts) {
     println!(
-        "wrote {} (test accuracy {:.2} %), {}, {}, {}",
+        "wrote {} (test accuracy {:.2} %), {}, {}, {}, {}",
         artifacts.onnx.display(),
         100.0 * artifacts.final_accuracy,
         artifacts.reference.display(),
         artifacts.history.display(),
-        artifacts.curves.display()
+        artifacts.curves.display(),
+        artifacts.config.display()
     );
 }
 
@@ -417,14 +411,6 @@ fn stop_flag() -> Option<Arc<AtomicBool>> {
     .clone()
 }
 
-/// Exits with 130 (as for SIGINT) when a stop was asked for between two stages.
-fn stop_between_stages(next: &str) {
-    if stop_flag().is_some_and(|flag| flag.load(Ordering::SeqCst)) {
-        eprintln!("stopped before {next}; run the same command again to do the rest");
-        std::process::exit(130);
-    }
-}
-
 fn main() {
     let outcome = run();
     if let Err(e) = outcome {
@@ -439,6 +425,10 @@ fn main() {
                     "stopped before training began: nothing to resume; run the same command again"
                 ),
             }
+            std::process::exit(130);
+        }
+        if let Some(stopped) = e.downcast_ref::<pipeline::StoppedBefore>() {
+            eprintln!("{stopped}; the same command with --resume does the rest");
             std::process::exit(130);
         }
         eprintln!("Error: {e:?}");
@@ -461,12 +451,18 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Train(args) => {
             let splits = args.common.load()?;
-            train_cnn(&args, &splits)?;
+            let run = args.run();
+            run.validate()?;
+            cnn_summary(&run, &splits);
+            print_artifacts(&pipeline::train_and_export(&run, &splits)?);
         }
         Command::TrainVgg16 { common, vgg } => {
             let splits = common.load()?;
             let run = vgg.run(&common)?;
-            train_vgg16(&run, &splits)?;
+            vgg16_summary(&run, &splits)?;
+            let (artifacts, cache) = pipeline::train_vgg16_and_export(&run, &splits)?;
+            print_cache(&cache);
+            print_artifacts(&artifacts);
         }
         Command::Pipeline {
             train: args,
@@ -483,50 +479,51 @@ fn run() -> anyhow::Result<()> {
             }
             let splits = args.common.load()?;
             // The VGG16 file is found (or fetched) before anything trains.
-            let vgg_run = if models_to_train.iter().any(|m| m == "vgg16") {
+            let vgg16 = if models_to_train.iter().any(|m| m == "vgg16") {
                 Some(vgg.run(&args.common)?)
             } else {
                 None
             };
-            let mut onnx = Vec::new();
-            if models_to_train.iter().any(|m| m == "cnn") {
-                onnx.push(train_cnn(&args, &splits)?.onnx);
+            let cnn = models_to_train
+                .iter()
+                .any(|m| m == "cnn")
+                .then(|| args.run());
+            if let Some(run) = &cnn {
+                run.validate()?;
+                cnn_summary(run, &splits);
             }
-            if let Some(run) = &vgg_run {
-                stop_between_stages("training VGG16");
-                onnx.push(train_vgg16(run, &splits)?.onnx);
+            if let Some(run) = &vgg16 {
+                vgg16_summary(run, &splits)?;
             }
-            stop_between_stages("the verification");
-            if let Err(why) = pipeline::ensure_onnxruntime() {
-                eprintln!(
-                    "ONNX Runtime could not be fetched ({why}); ort will be reported as not run"
-                );
+            let config = PipelineConfig {
+                cnn,
+                vgg16,
+                verify: VerifyConfig {
+                    batch: verify_batch,
+                    providers,
+                    ..VerifyConfig::default()
+                },
+                stop: stop_flag(),
+            };
+            let report = pipeline::run(&config, &splits)?;
+            report.artifacts.iter().for_each(print_artifacts);
+            if let Some(cache) = &report.cache {
+                print_cache(cache);
             }
-            let mut reports = Vec::new();
-            for file in &onnx {
-                eprintln!("verifying {} with ort and tract", file.display());
-                reports.push(pipeline::verify(
-                    file,
-                    &splits.test,
-                    &providers,
-                    verify_batch,
-                )?);
+            if let Some(why) = &report.ort_missing {
+                eprintln!("ONNX Runtime could not be fetched ({why}); ort is reported as not run");
             }
-            println!("\n{}", pipeline::summary_table(&reports));
-            for file in &onnx {
+            println!("\n{}", pipeline::summary_table(&report.verified));
+            for made in &report.artifacts {
                 println!(
                     "wrote {}",
-                    runtime::verify::VerifyReport::path_for(file).display()
+                    runtime::verify::VerifyReport::path_for(&made.onnx).display()
                 );
             }
-            let problems: Vec<String> = reports
-                .iter()
-                .flat_map(|r| r.problems(runtime::verify::DEFAULT_TOLERANCE))
-                .collect();
-            if !problems.is_empty() {
+            if !report.problems.is_empty() {
                 anyhow::bail!(
                     "verification incomplete (see the table above): {}",
-                    problems.join("; ")
+                    report.problems.join("; ")
                 );
             }
         }

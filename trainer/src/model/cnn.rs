@@ -1,5 +1,6 @@
 //! The seed CNN of the article: Conv32-Conv32-Pool-Conv64-Conv64-Pool, Dense512, Dense10.
 
+use crate::config::{rate, ConfigError};
 use crate::ops::{conv, dropout, pool, Kernels};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -30,6 +31,23 @@ impl Default for CnnConfig {
 }
 
 impl CnnConfig {
+    /// Checks the dropout rates (in `[0, 1)`) and the side (at least 10 pixels, for a feature map
+    /// after the two pools).
+    ///
+    /// # Errors
+    /// The first setting out of range, by its field (`model.dropout_conv`, ...).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        rate("model.dropout_conv", self.dropout_conv)?;
+        rate("model.dropout_dense", self.dropout_dense)?;
+        if self.side < 10 {
+            return Err(ConfigError::new(
+                "model.side",
+                format!("{0}x{0} images are too small for two 3x3 convolutions and two pools (10x10 at least)", self.side),
+            ));
+        }
+        Ok(())
+    }
+
     /// Side of the feature map after the convolutional stack.
     pub fn feature_side(&self) -> usize {
         // same conv, valid 3x3 (-2), pool /2, same conv, valid 3x3 (-2), pool /2

@@ -3,6 +3,7 @@
 
 use super::features::{self, Vgg16Features, CONVS};
 use super::source::{SourceLayout, Vgg16Base};
+use crate::config::ConfigError;
 use crate::model::Logits;
 use crate::ops::{dropout, Kernels};
 use burn::module::Param;
@@ -69,6 +70,11 @@ impl FromStr for Freeze {
     }
 }
 
+/// The input side by default: CIFAR-10's own 32 pixels.
+pub const DEFAULT_SIDE: usize = 32;
+/// The dropout between the two dense layers by default (the article's).
+pub const DEFAULT_DROPOUT: f64 = 0.5;
+
 /// The transfer model's shape and its source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vgg16Config {
@@ -90,7 +96,7 @@ impl Vgg16Config {
             classes,
             side,
             hidden: 256,
-            dropout: 0.5,
+            dropout: DEFAULT_DROPOUT,
             freeze: Freeze::default(),
             source: source.to_string(),
             source_layout: base.layout,
@@ -126,23 +132,18 @@ impl Vgg16Config {
         }
     }
 
-    /// Checks that `base` and the sizes fit the model.
-    pub fn check(&self, base: &Vgg16Base) -> Result<(), String> {
+    /// Checks that `base` has VGG16's widths (the sizes and rates are checked with the run's
+    /// configuration).
+    pub fn check(&self, base: &Vgg16Base) -> Result<(), ConfigError> {
         if !base.has_vgg16_widths() {
-            return Err(format!(
-                "{}: its convolutions have widths {:?}, not VGG16's",
-                self.source,
-                base.convs.iter().map(|c| c.dims[0]).collect::<Vec<_>>()
+            return Err(ConfigError::new(
+                "vgg16.source",
+                format!(
+                    "{}: its convolutions have widths {:?}, not VGG16's",
+                    self.source,
+                    base.convs.iter().map(|c| c.dims[0]).collect::<Vec<_>>()
+                ),
             ));
-        }
-        if self.side < 32 {
-            return Err(format!(
-                "VGG16 needs images of at least 32x32 pixels (five 2x2 pools), not {0}x{0}",
-                self.side
-            ));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("dropout {} is not in [0, 1)", self.dropout));
         }
         Ok(())
     }
