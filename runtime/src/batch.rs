@@ -1,8 +1,8 @@
 //! Classifying many files: walking folders, decoding in parallel, running the model in batches.
 //! One bad file is reported with its reason and never stops the others.
 
+use crate::classifier::Classifier;
 use crate::preprocess::{self, ImageError};
-use crate::Classifier;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

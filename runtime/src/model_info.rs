@@ -1,7 +1,7 @@
 //! What a model file says about itself, read from its ONNX protobuf without running it.
 
+use crate::error::{Error, Result};
 use crate::preprocess::{keys, InputConfig, Layout};
-use crate::{Error, Result};
 use prost::Message;
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Result rows of a batch job as a readable table, CSV or JSON Lines.
 
-use crate::Prediction;
+use crate::prediction::Prediction;
 use std::path::PathBuf;
 
 /// What happened to one file.
@@ -146,7 +146,7 @@ pub fn row(format: Format, outcome: &FileOutcome, ctx: &RowContext) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Prediction;
+    use crate::prediction::Prediction;
     use std::path::PathBuf;
 
     fn ctx() -> RowContext {

@@ -1,8 +1,10 @@
 //! Accuracy on a labelled set, and agreement between engines and the trainer's own predictions.
 
+use crate::classifier::{Classifier, ClassifierBuilder};
 use crate::data::Dataset;
+use crate::engine::{EngineChoice, Provider};
+use crate::error::{Error, Result};
 use crate::preprocess::{argmax, softmax_rows};
-use crate::{Classifier, ClassifierBuilder, EngineChoice, Error, Provider, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -188,7 +190,7 @@ impl ReferencePredictions {
     /// When the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec(self).map_err(|e| Error::Input(e.to_string()))?;
-        crate::write_atomic(path, &json).map_err(|source| Error::Io {
+        crate::files::write_atomic(path, &json).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })
@@ -470,7 +472,7 @@ pub fn verify(
     let reference_eval =
         Evaluation::from_scores(ref_probs.clone(), &set.labels, &set.classes, 0.0)?;
     // Looked for once: the search may ask a Python interpreter.
-    let ort_library = crate::ort_library::locate().ok();
+    let ort_library = crate::engine::ort_library::locate().ok();
     let checks = engines
         .iter()
         .map(|&choice| {

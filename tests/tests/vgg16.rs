@@ -13,8 +13,8 @@ use trainer::model::vgg16::features;
 use trainer::model::vgg16::source::{SourceLayout, Vgg16Base};
 use trainer::model::vgg16::transfer::{Freeze, Vgg16Config};
 use trainer::pipeline::{self, DataSource, Vgg16Run};
+use trainer::train::vgg16::{self as vgg16_training, CacheOptions, CacheUse};
 use trainer::train::TrainConfig;
-use trainer::transfer::{self, CacheOptions, CacheUse};
 
 fn public_vgg16() -> (std::path::PathBuf, Vgg16Base) {
     let path = pipeline::vgg16_source(None).expect("the public VGG16 could not be fetched");
@@ -158,7 +158,7 @@ fn frozen_weights_stay_bit_identical_after_training() {
             learning_rate: 1e-2,
             ..TrainConfig::vgg16()
         };
-        let (trained, report) = transfer::train_vgg16::<Autodiff<Flex>>(
+        let (trained, report) = vgg16_training::train_vgg16::<Autodiff<Flex>>(
             &cpu_device(),
             "cpu",
             &base,

@@ -9,10 +9,11 @@
 //!   a run's checkpoints on disk.
 //! - [`ops`]: the convolution, dropout and max pooling the models train with (fast on the CPU).
 //! - [`model`]: the networks.
-//! - [`train`]: the training loop, history and summary; [`plot`]: the curves; [`progress`]: bars
-//!   on a terminal, lines in a log.
+//! - [`train`]: the model-agnostic training loop (checkpoints, resume, early stopping), history
+//!   and summary, with each model's training beside it ([`train::vgg16`]: the transfer model with
+//!   its frozen-feature cache); [`plot`]: the curves; [`progress`]: bars on a terminal, lines in a
+//!   log.
 //! - [`export`]: ONNX files from trained weights.
-//! - [`transfer`]: the VGG16 transfer model's training, with its frozen-feature cache.
 //! - [`pipeline`]: data, training, export and verification in one call.
 
 pub mod allocator;
@@ -30,4 +31,3 @@ pub mod plot;
 pub mod progress;
 mod rng;
 pub mod train;
-pub mod transfer;

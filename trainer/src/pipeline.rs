@@ -9,8 +9,8 @@ use crate::files;
 use crate::model::cnn::CnnConfig;
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Freeze, Vgg16Config, DEFAULT_DROPOUT, DEFAULT_SIDE};
+use crate::train::vgg16::{self as vgg16_training, CacheOptions, CacheReport};
 use crate::train::{self, CheckpointPlan, Control, TrainConfig, Trained};
-use crate::transfer::{self, CacheOptions, CacheReport};
 use anyhow::{bail, Context};
 use runtime::data::{CifarSplit, Dataset};
 use runtime::verify::{ReferencePredictions, VerifyReport};
@@ -391,7 +391,7 @@ pub fn train_vgg16_and_export(
                 dir: run.cache.then(|| run.models_dir.join("cache")),
                 name: run.name.clone(),
             };
-            let (trained, report) = transfer::train_vgg16::<B>(
+            let (trained, report) = vgg16_training::train_vgg16::<B>(
                 device,
                 name,
                 base,

@@ -193,7 +193,7 @@ pub fn write_cifar_file(path: &Path, set: &Dataset) -> Result<(), DataError> {
         bytes.push(set.labels[i]);
         bytes.extend_from_slice(set.image(i));
     }
-    crate::write_atomic(path, &bytes).map_err(|e| DataError::io(path, e))
+    crate::files::write_atomic(path, &bytes).map_err(|e| DataError::io(path, e))
 }
 
 /// Writes `batches.meta.txt` with one class name per line.
@@ -206,7 +206,7 @@ pub fn write_meta(dir: &Path, classes: &[String]) -> Result<(), DataError> {
     for c in classes {
         writeln!(text, "{c}").map_err(|e| DataError::io(&path, e))?;
     }
-    crate::write_atomic(&path, &text).map_err(|e| DataError::io(&path, e))
+    crate::files::write_atomic(&path, &text).map_err(|e| DataError::io(&path, e))
 }
 
 #[cfg(test)]

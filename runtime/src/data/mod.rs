@@ -6,76 +6,14 @@
 mod cifar;
 mod folder;
 
+pub use crate::error::DataError;
 pub use cifar::{
     parse_meta, read_cifar_bytes, read_cifar_dir, read_cifar_file, write_cifar_file, write_meta,
     CifarSplit, CIFAR_SIDE, RECORD_LEN,
 };
 pub use folder::{read_image_folder, FolderReport};
 
-use std::path::{Path, PathBuf};
-
-/// Errors from reading a data set. Each names the file involved.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DataError {
-    /// A file or folder could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// Why it could not be read.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A CIFAR file whose length is not a whole number of records.
-    #[error("{path}: {len} bytes is not a whole number of {record}-byte CIFAR records (the record at byte offset {offset} is truncated)")]
-    Truncated {
-        /// The file.
-        path: PathBuf,
-        /// Its length in bytes.
-        len: u64,
-        /// Bytes per record.
-        record: usize,
-        /// Where the last, partial record starts.
-        offset: u64,
-    },
-    /// A record whose label names no class.
-    #[error("{path}: byte offset {offset}: label {label} is out of range (the set has {classes} classes)")]
-    BadLabel {
-        /// The file.
-        path: PathBuf,
-        /// Where the record starts.
-        offset: u64,
-        /// The label byte.
-        label: u8,
-        /// How many classes there are.
-        classes: usize,
-    },
-    /// A file or folder that is not a usable data set.
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file or folder.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
-}
-
-impl DataError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> Self {
-        DataError::Invalid {
-            path: path.to_path_buf(),
-            message: message.into(),
-        }
-    }
-}
+use std::path::Path;
 
 /// A labelled set of square RGB images of one size, stored planar.
 #[derive(Debug, Clone, PartialEq)]

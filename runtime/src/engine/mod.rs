@@ -5,7 +5,7 @@ mod onnxruntime;
 pub mod ort_library;
 mod tract;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::path::Path;
 
 /// Which engine runs a model.

@@ -1,7 +1,7 @@
 //! ONNX Runtime through `ort`, with the shared library loaded at run time.
 
 use super::{ort_library, Engine, Provider, Threads};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::SessionBuilder;

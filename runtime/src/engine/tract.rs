@@ -1,7 +1,7 @@
 //! The pure-Rust engine: tract, on the CPU.
 
 use super::Engine;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};

@@ -24,8 +24,8 @@ use trainer::model::vgg16::transfer::Freeze;
 use trainer::pipeline::{
     self, Checkpointing, DataSource, Driving, PipelineConfig, TrainRun, VerifyConfig, Vgg16Run,
 };
+use trainer::train::vgg16::CacheReport;
 use trainer::train::{self, format_summary, Keep, Optim, Stopped, TrainConfig};
-use trainer::transfer::CacheReport;
 
 #[derive(Parser)]
 #[command(

@@ -1,7 +1,7 @@
 //! Finding the ONNX Runtime shared library that `ort` loads at run time.
 //!
 //! The library core looks only where its caller points: the path given to
-//! [`ClassifierBuilder::ort_library`](crate::ClassifierBuilder::ort_library), else the file named
+//! [`ClassifierBuilder::ort_library`](crate::classifier::ClassifierBuilder::ort_library), else the file named
 //! by `ORT_DYLIB_PATH`, else a `libonnxruntime.so*` next to the executable. It starts no process
 //! and knows no build machine's folders. With the `tools` feature, [`locate`] also looks in the
 //! project's own copy and a Python `onnxruntime` package, and [`fetch`] installs one.

@@ -1,4 +1,8 @@
-//! The training loop: batches, optimiser steps, per-epoch evaluation, history and curves.
+//! The training loop: batches, optimiser steps, per-epoch evaluation, history, checkpoints and
+//! resume, early stopping; the CNN's training here, VGG16's (with its frozen-feature cache) in
+//! [`vgg16`].
+
+pub mod vgg16;
 
 use crate::backend::TrainBackend;
 use crate::checkpoint::{self, Checkpoints, Position};

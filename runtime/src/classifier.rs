@@ -1,0 +1,317 @@
+//! The classifier: a model file loaded into an engine, with its preprocessing.
+
+use crate::engine::{self, EngineChoice, Provider};
+use crate::error::{Error, Result};
+use crate::model_info::ModelInfo;
+use crate::prediction::Prediction;
+use crate::preprocess::{self, InputConfig};
+use std::path::{Path, PathBuf};
+
+/// Options for building a [`Classifier`].
+#[derive(Debug, Clone, Default)]
+pub struct ClassifierBuilder {
+    engine: EngineChoice,
+    threads: engine::Threads,
+    input_config: Option<InputConfig>,
+    providers: Option<Vec<Provider>>,
+    ort_library: Option<PathBuf>,
+}
+
+impl ClassifierBuilder {
+    /// Which engine runs the model (default: [`EngineChoice::Auto`], ONNX Runtime with tract as fallback).
+    pub fn engine(mut self, engine: EngineChoice) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// ONNX Runtime's execution providers, in order of preference (default:
+    /// [`Provider::DEFAULT`], CUDA where it really runs, else the CPU). The first that registers
+    /// and loads the model runs it; [`Classifier::provider`] says which. Leave out
+    /// [`Provider::Cpu`] to make a GPU mandatory.
+    pub fn providers(mut self, providers: impl Into<Vec<Provider>>) -> Self {
+        self.providers = Some(providers.into());
+        self
+    }
+
+    /// The ONNX Runtime shared library to load (default: the file named by `ORT_DYLIB_PATH`,
+    /// else a `libonnxruntime.so*` next to the executable). A process loads ONNX Runtime once:
+    /// the first classifier that loads it decides which library later ones use.
+    pub fn ort_library(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ort_library = Some(path.into());
+        self
+    }
+
+    /// Threads an engine may use within one run (default: the engine's own choice).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads.per_run = Some(threads);
+        self
+    }
+
+    /// Whether ONNX Runtime's idle threads may spin waiting for the next run (default: yes, the
+    /// lowest latency). Turn it off when other threads share the cores between runs, as image
+    /// decoding does in [`batch::classify_files`].
+    pub fn spin_wait(mut self, spin: bool) -> Self {
+        self.threads.spin = spin;
+        self
+    }
+
+    /// Preprocessing to use instead of what the model's metadata says (or for a model without
+    /// such metadata, where the default is pixels scaled to `[0, 1]` at the input's fixed size).
+    pub fn input_config(mut self, config: InputConfig) -> Self {
+        self.input_config = Some(config);
+        self
+    }
+
+    /// Loads the model file at `path`.
+    ///
+    /// # Errors
+    /// `Error::Io` when the file cannot be read; otherwise as
+    /// [`ClassifierBuilder::build_from_bytes`].
+    pub fn build_from_file(self, path: impl AsRef<Path>) -> Result<Classifier> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.build_from_bytes(&bytes, path)
+    }
+
+    /// Loads a model from memory; `name` only names it in errors.
+    ///
+    /// # Errors
+    /// `Error::BadModel` when the bytes are not an image classifier or a value in its metadata is
+    /// unusable (the field named); `Error::Input` for an unusable
+    /// [`ClassifierBuilder::input_config`]; `Error::OrtUnavailable` or `Error::Engine` when the
+    /// engine asked for cannot load it.
+    pub fn build_from_bytes(self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Classifier> {
+        let name = name.as_ref();
+        let info = ModelInfo::from_bytes(bytes, name)?;
+        let config = match (&self.input_config, &info.input_config) {
+            (Some(c), _) => {
+                c.validate()
+                    .map_err(|e| Error::Input(format!("input config: {e}")))?;
+                c.clone()
+            }
+            (None, Some(c)) => c.clone(),
+            (None, None) => {
+                let guessed = info.guessed_input_config().ok_or_else(|| Error::BadModel {
+                    path: name.to_path_buf(),
+                    reason: format!(
+                        "input {:?} of shape {} is not an image batch with 3 channels and a fixed size",
+                        info.input.name,
+                        info.input.shape_text()
+                    ),
+                })?;
+                guessed.validate().map_err(|e| Error::BadModel {
+                    path: name.to_path_buf(),
+                    reason: format!("input {:?}: {e}", info.input.name),
+                })?;
+                guessed
+            }
+        };
+        let providers = self.providers.as_deref().unwrap_or(Provider::DEFAULT);
+        let (engine, notes) = engine::load(
+            self.engine,
+            bytes,
+            name,
+            self.threads,
+            providers,
+            self.ort_library.as_deref(),
+        )?;
+        let fallback = (!notes.is_empty()).then(|| notes.join("\n"));
+        Ok(Classifier {
+            engine,
+            info,
+            config,
+            fallback,
+        })
+    }
+}
+
+/// A loaded model, ready to classify images.
+pub struct Classifier {
+    engine: Box<dyn engine::Engine>,
+    info: ModelInfo,
+    config: InputConfig,
+    fallback: Option<String>,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("engine", &self.engine.name())
+            .field("provider", &self.engine.provider())
+            .field("input", &self.info.input)
+            .finish()
+    }
+}
+
+impl Classifier {
+    /// Starts a [`ClassifierBuilder`].
+    pub fn builder() -> ClassifierBuilder {
+        ClassifierBuilder::default()
+    }
+
+    /// `"ort"` or `"tract"`.
+    pub fn engine_name(&self) -> &'static str {
+        self.engine.name()
+    }
+
+    /// The execution provider that runs the model (e.g. `"cpu"`).
+    pub fn provider(&self) -> String {
+        self.engine.provider()
+    }
+
+    /// Why the engine or execution provider asked for first is not the one running, if it is not
+    /// (one line per engine or provider passed over).
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// What the model file says about itself.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The preprocessing applied to images.
+    pub fn input_config(&self) -> &InputConfig {
+        &self.config
+    }
+
+    /// Runs a prepared input tensor (laid out as [`Classifier::input_config`] says) and returns the
+    /// model's first output as it is, with its shape: for models that are not classifiers, such as
+    /// feature extractors.
+    ///
+    /// # Errors
+    /// `Error::Input` when `input` is not `batch` images of the model's shape; `Error::Engine` when
+    /// the engine fails.
+    pub fn run_raw(&mut self, input: &[f32], batch: usize) -> Result<(Vec<usize>, Vec<f32>)> {
+        let shape = self.config.shape(batch);
+        if input.len() != shape.iter().product::<usize>() {
+            return Err(Error::Input(format!(
+                "{} values do not make a batch of shape {shape:?}",
+                input.len()
+            )));
+        }
+        self.engine.run(input, &shape)
+    }
+
+    /// Runs a prepared input tensor and returns `[batch, classes]` probabilities.
+    ///
+    /// # Errors
+    /// As [`Classifier::run_raw`]; also when the output is not `[batch, classes]` finite scores, or
+    /// its size differs from the model's class names.
+    pub fn run_tensor(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let (out_shape, mut values) = self.run_raw(input, batch)?;
+        let classes = out_shape.last().copied().unwrap_or(0);
+        if out_shape.first() != Some(&batch) || classes == 0 || values.len() != batch * classes {
+            return Err(Error::Engine {
+                engine: self.engine.name(),
+                reason: format!("output of shape {out_shape:?} for a batch of {batch}"),
+                source: None,
+            });
+        }
+        // A symbolic output size is known only now: the class names must still match it.
+        if let Some(names) = self.info.classes.as_ref().filter(|n| n.len() != classes) {
+            return Err(Error::BadModel {
+                path: self.info.path.clone(),
+                reason: format!(
+                    "metadata {}: {} class names, but the model outputs {classes} values an image",
+                    preprocess::keys::CLASSES,
+                    names.len()
+                ),
+            });
+        }
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            return Err(Error::Engine {
+                engine: self.engine.name(),
+                reason: format!("the model output {bad}, not a score"),
+                source: None,
+            });
+        }
+        if !self.info.outputs_probabilities {
+            preprocess::softmax_rows(&mut values, classes);
+        }
+        Ok(values)
+    }
+
+    /// Classifies planar RGB images (`C,H,W` bytes each) already at the model's size.
+    ///
+    /// # Errors
+    /// `Error::Input` when the bytes are not whole images of the model's size; otherwise as
+    /// [`Classifier::run_tensor`].
+    pub fn classify_planar(&mut self, planar: &[u8]) -> Result<Vec<Prediction>> {
+        let per_image = 3 * self.config.height * self.config.width;
+        if planar.is_empty() || !planar.len().is_multiple_of(per_image) {
+            return Err(Error::Input(format!(
+                "{} bytes is not a whole number of {}x{} RGB images",
+                planar.len(),
+                self.config.height,
+                self.config.width
+            )));
+        }
+        let batch = planar.len() / per_image;
+        let probs = self.run_tensor(&self.config.tensor_from_planar(planar), batch)?;
+        let classes = probs.len() / batch;
+        Ok(probs
+            .chunks_exact(classes)
+            .map(|row| self.prediction(row))
+            .collect())
+    }
+
+    /// Decodes, resizes and classifies one image file.
+    ///
+    /// # Errors
+    /// `Error::Image` (naming the file) when it cannot be read or decoded; otherwise as
+    /// [`Classifier::run_tensor`].
+    pub fn classify_file(&mut self, path: impl AsRef<Path>) -> Result<Prediction> {
+        let path = path.as_ref();
+        let img = preprocess::decode_image(path);
+        self.classify_decoded(img, path)
+    }
+
+    /// Decodes, resizes and classifies one image held in memory (any format [`classify_file`]
+    /// reads); `name` only names it in errors.
+    ///
+    /// [`classify_file`]: Classifier::classify_file
+    ///
+    /// # Errors
+    /// As [`Classifier::classify_file`].
+    pub fn classify_bytes(&mut self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Prediction> {
+        let img = preprocess::decode_image_bytes(bytes);
+        self.classify_decoded(img, name.as_ref())
+    }
+
+    /// Resizes and classifies one decoded image; `name` names it in errors.
+    fn classify_decoded(
+        &mut self,
+        img: Result<image::DynamicImage, preprocess::ImageError>,
+        name: &Path,
+    ) -> Result<Prediction> {
+        let img = img.map_err(|source| Error::Image {
+            path: name.to_path_buf(),
+            source,
+        })?;
+        let planar = preprocess::fit_planar(&img, self.config.height, self.config.width);
+        let mut predictions = self.classify_planar(&planar)?;
+        predictions
+            .pop()
+            .ok_or_else(|| Error::Input("no prediction".into()))
+    }
+
+    fn prediction(&self, row: &[f32]) -> Prediction {
+        let class = preprocess::argmax(row);
+        let label = self
+            .info
+            .classes
+            .as_ref()
+            .and_then(|c| c.get(class).cloned())
+            .unwrap_or_else(|| class.to_string());
+        Prediction {
+            class,
+            label,
+            probability: row[class],
+            probabilities: row.to_vec(),
+        }
+    }
+}

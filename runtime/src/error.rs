@@ -1,0 +1,127 @@
+//! The runtime's errors: each says which file or engine was involved.
+
+use crate::preprocess::ImageError;
+#[cfg(feature = "tools")]
+use std::path::Path;
+use std::path::PathBuf;
+
+/// Errors of the runtime. Each says which file or engine was involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A model file that cannot be used, or a value in it that cannot.
+    #[error("{path}: not a usable model: {reason}")]
+    BadModel {
+        /// The model file (or the name it was given).
+        path: PathBuf,
+        /// Why, naming the field where one is at fault.
+        reason: String,
+    },
+    /// An engine failed to load or run the model.
+    #[error("{engine}: {reason}")]
+    Engine {
+        /// `ort` or `tract`.
+        engine: &'static str,
+        /// What went wrong.
+        reason: String,
+        /// The engine's own error, where it gave one (its text is part of `reason` too).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// ONNX Runtime's library could not be found or loaded; the text says where it was looked for.
+    #[error("ONNX Runtime is not available: {0}")]
+    OrtUnavailable(String),
+    /// An image file could not be used.
+    #[error("{path}: {source}")]
+    Image {
+        /// The image file (or the name it was given).
+        path: PathBuf,
+        /// Why it could not be used.
+        #[source]
+        source: ImageError,
+    },
+    /// The input handed to a call does not fit the model (its size, its batch).
+    #[error("input: {0}")]
+    Input(String),
+    /// A data set could not be read.
+    #[cfg(feature = "tools")]
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+/// `Result` with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(feature = "tools")]
+/// Errors from reading a data set. Each names the file involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// A file or folder could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A CIFAR file whose length is not a whole number of records.
+    #[error("{path}: {len} bytes is not a whole number of {record}-byte CIFAR records (the record at byte offset {offset} is truncated)")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: u64,
+        /// Bytes per record.
+        record: usize,
+        /// Where the last, partial record starts.
+        offset: u64,
+    },
+    /// A record whose label names no class.
+    #[error("{path}: byte offset {offset}: label {label} is out of range (the set has {classes} classes)")]
+    BadLabel {
+        /// The file.
+        path: PathBuf,
+        /// Where the record starts.
+        offset: u64,
+        /// The label byte.
+        label: u8,
+        /// How many classes there are.
+        classes: usize,
+    },
+    /// A file or folder that is not a usable data set.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+#[cfg(feature = "tools")]
+impl DataError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> Self {
+        DataError::Invalid {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
