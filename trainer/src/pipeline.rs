@@ -83,6 +83,35 @@ pub struct Splits {
     pub warnings: Vec<String>,
 }
 
+/// `<data_dir>/cifar-10-batches-bin` when present, else the stand-in in `<data_dir>/standin`
+/// (generated when missing or made with other settings); whether it is the stand-in.
+fn default_data(data_dir: &Path, standin: &StandinConfig) -> anyhow::Result<(PathBuf, bool)> {
+    let real = data_dir.join("cifar-10-batches-bin");
+    if real.is_dir() {
+        return Ok((real, false));
+    }
+    let dir = data_dir.join("standin");
+    let stamp = dir.join("standin.json");
+    let wanted = format!(
+        "{{\"train\":{},\"test\":{},\"seed\":{}}}",
+        standin.train, standin.test, standin.seed
+    );
+    let current = std::fs::read_to_string(&stamp).unwrap_or_default();
+    let out = dir.join("cifar-10-batches-bin");
+    if current != wanted || !out.join("test_batch.bin").is_file() {
+        eprintln!(
+            "no CIFAR-10 in {}: generating the stand-in ({} train, {} test images) in {}",
+            real.display(),
+            standin.train,
+            standin.test,
+            out.display()
+        );
+        standin::write(&dir, *standin)?;
+        files::write_file(&stamp, wanted.as_bytes())?;
+    }
+    Ok((out, true))
+}
+
 /// Loads (generating the stand-in when needed) the training and test splits.
 pub fn load_data(
     source: &DataSource,
@@ -91,33 +120,7 @@ pub fn load_data(
 ) -> anyhow::Result<Splits> {
     let (path, standin) = match source {
         DataSource::Path(p) => (p.clone(), false),
-        DataSource::Default { data_dir, standin } => {
-            let real = data_dir.join("cifar-10-batches-bin");
-            if real.is_dir() {
-                (real, false)
-            } else {
-                let dir = data_dir.join("standin");
-                let stamp = dir.join("standin.json");
-                let wanted = format!(
-                    "{{\"train\":{},\"test\":{},\"seed\":{}}}",
-                    standin.train, standin.test, standin.seed
-                );
-                let current = std::fs::read_to_string(&stamp).unwrap_or_default();
-                let out = dir.join("cifar-10-batches-bin");
-                if current != wanted || !out.join("test_batch.bin").is_file() {
-                    eprintln!(
-                        "no CIFAR-10 in {}: generating the stand-in ({} train, {} test images) in {}",
-                        real.display(),
-                        standin.train,
-                        standin.test,
-                        out.display()
-                    );
-                    standin::write(&dir, *standin)?;
-                    files::write_file(&stamp, wanted.as_bytes())?;
-                }
-                (out, true)
-            }
-        }
+        DataSource::Default { data_dir, standin } => default_data(data_dir, standin)?,
     };
     let load = |split| -> anyhow::Result<Dataset> {
         let (set, report) = runtime::data::load(&path, split, side)?;

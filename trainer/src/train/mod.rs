@@ -13,7 +13,7 @@ use crate::progress::Progress;
 use crate::rng::Rng;
 use anyhow::{bail, Context};
 use burn::module::AutodiffModule;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, RmsPropConfig, SgdConfig};
 use burn::prelude::*;
@@ -610,6 +610,36 @@ where
         .into())
     }
 
+    /// One optimiser step on the training samples `batch`: the model after it, the batch's mean
+    /// loss and its number of correct answers (both on the device).
+    fn step(
+        &mut self,
+        model: M,
+        batch: &[usize],
+        loss_fn: &CrossEntropyLoss<B>,
+    ) -> (M, Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1>) {
+        let fit = self.fit;
+        let labels: Vec<i64> = batch
+            .iter()
+            .map(|&i| i64::from(fit.train_labels[i]))
+            .collect();
+        let x = (fit.batch)(batch);
+        let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [batch.len()]), fit.device);
+        let logits = model.logits(x);
+        let hits = logits
+            .clone()
+            .inner()
+            .argmax(1)
+            .equal(y.clone().inner().reshape([batch.len(), 1]))
+            .float()
+            .sum();
+        let loss = loss_fn.forward(logits, y);
+        let mean = loss.clone().inner();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = self.optim.step(fit.config.learning_rate, model, grads);
+        (model, mean, hits)
+    }
+
     /// One epoch's batches from `skip` on; `Err(Stopped)` when a stop was asked for before its
     /// last batch.
     fn train_epoch(
@@ -641,26 +671,10 @@ where
         let seconds_before = self.state.seconds;
         for (index, batch) in order.chunks(config.batch_size).enumerate().skip(skip) {
             B::seed(fit.device, batch_seed(config.seed, epoch, index));
-            let labels: Vec<i64> = batch
-                .iter()
-                .map(|&i| i64::from(fit.train_labels[i]))
-                .collect();
-            let x = (fit.batch)(batch);
-            let y =
-                Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [batch.len()]), fit.device);
-            let logits = model.logits(x);
-            let hits = logits
-                .clone()
-                .inner()
-                .argmax(1)
-                .equal(y.clone().inner().reshape([batch.len(), 1]))
-                .float()
-                .sum();
-            let loss = loss_fn.forward(logits, y);
-            loss_sum = loss_sum + loss.clone().inner().mul_scalar(batch.len() as f32);
+            let (stepped, loss, hits) = self.step(model, batch, &loss_fn);
+            model = stepped;
+            loss_sum = loss_sum + loss.mul_scalar(batch.len() as f32);
             correct = correct + hits;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = self.optim.step(config.learning_rate, model, grads);
             self.state.seen += batch.len();
             let seen = self.state.seen.max(1) as f64;
             progress.advance(1, || {

@@ -200,6 +200,20 @@ impl<B: Kernels> FrozenPass<'_, B> {
     }
 }
 
+/// One split's features and what the cache did for it.
+type SplitFeatures = (Vec<f32>, CacheUse);
+
+impl<B: Kernels> FrozenPass<'_, B> {
+    /// The training and the test split's features.
+    fn both(
+        &self,
+        train: &Dataset,
+        test: &Dataset,
+    ) -> anyhow::Result<(SplitFeatures, SplitFeatures)> {
+        Ok((self.features(train, "train")?, self.features(test, "test")?))
+    }
+}
+
 /// Rows `indices` of `values` (`per_sample` each) as a `[n, c, s, s]` tensor.
 fn rows_of<B: Backend>(
     values: &[f32],
@@ -226,6 +240,17 @@ pub struct CacheReport {
     pub seconds: f64,
 }
 
+impl CacheReport {
+    /// What the cache did for `features` (none: it was off), in `seconds`.
+    fn of(features: Option<&(SplitFeatures, SplitFeatures)>, seconds: f64) -> Self {
+        CacheReport {
+            train: features.map_or(CacheUse::Off, |f| f.0 .1),
+            test: features.map_or(CacheUse::Off, |f| f.1 .1),
+            seconds,
+        }
+    }
+}
+
 /// Trains the VGG16 transfer model. `train` and `test` are resized to the model's side first.
 #[allow(clippy::too_many_arguments)]
 pub fn train_vgg16<B: TrainBackend>(
@@ -245,20 +270,15 @@ pub fn train_vgg16<B: TrainBackend>(
     let test = &test.resized(model_config.side);
     let input = model_config.input_config();
     let frozen = model_config.freeze.frozen_convs();
-    let (c, s) = (
-        model_config.freeze.feature_channels(),
-        model_config.freeze.feature_side(model_config.side),
-    );
-    let dims = [c, s, s];
+    let dims = model_config.freeze.feature_dims(model_config.side);
     let _turn = train::take_turn();
     B::seed(device, config.seed);
     let model: Vgg16Transfer<B> = model_config.init(base, device);
     let start = Instant::now();
-    let features = match cache.dir.as_deref() {
-        Some(dir) if frozen > 0 => {
-            let inner = model.valid();
-            let pass = FrozenPass {
-                model: &inner,
+    let features = match cache.dir.as_deref().filter(|_| frozen > 0) {
+        Some(dir) => Some(
+            FrozenPass {
+                model: &model.valid(),
                 base,
                 frozen,
                 dims,
@@ -267,59 +287,33 @@ pub fn train_vgg16<B: TrainBackend>(
                 batch: config.eval_batch_size,
                 device,
                 control,
-            };
-            let tr = pass.features(train, "train")?;
-            let te = pass.features(test, "test")?;
-            Some((tr, te))
-        }
-        _ => None,
+            }
+            .both(train, test)?,
+        ),
+        None => None,
     };
     let setup_seconds = start.elapsed().as_secs_f64();
-    let report = CacheReport {
-        train: features.as_ref().map_or(CacheUse::Off, |f| f.0 .1),
-        test: features.as_ref().map_or(CacheUse::Off, |f| f.1 .1),
-        seconds: setup_seconds,
-    };
+    let report = CacheReport::of(features.as_ref(), setup_seconds);
     let mut history = History {
         train_images: train.len(),
         test_images: test.len(),
         setup_seconds,
         ..History::new(serde_json::to_value(model_config)?, config, device_name)
     };
-    let eval_batch = config.eval_batch_size;
-    // With the cache, batches are rows of frozen features and the model starts after the frozen
-    // blocks; without it, batches are images through the whole network.
-    type Batch<'a, B> = Box<dyn Fn(&[usize]) -> Tensor<B, 4> + 'a>;
-    type Evaluate<'a, M> = Box<dyn Fn(&M) -> Vec<f32> + 'a>;
-    let (start, batch, evaluate): (usize, Batch<B>, Evaluate<Vgg16Transfer<B::InnerBackend>>) =
-        match &features {
-            Some(((train_values, _), (test_values, _))) => (
-                frozen,
-                Box::new(move |indices: &[usize]| {
-                    rows_of::<B>(train_values, dims, indices, device)
-                }),
-                Box::new(move |m: &Vgg16Transfer<B::InnerBackend>| {
-                    train::in_batches(test.len(), eval_batch, |chunk| {
-                        m.forward_from(rows_of(test_values, dims, chunk, device), frozen)
-                    })
-                }),
-            ),
-            None => (
-                0,
-                Box::new(|indices: &[usize]| train::images_of::<B>(train, indices, &input, device)),
-                Box::new(|m: &Vgg16Transfer<B::InnerBackend>| {
-                    predict(m, test, &input, eval_batch, device)
-                }),
-            ),
-        };
+    let inputs = Inputs::new(features.as_ref(), (train, test), &input, dims, frozen);
+    let batch = |indices: &[usize]| inputs.batch::<B>(indices, device);
+    let evaluate = |m: &Vgg16Transfer<B::InnerBackend>| {
+        inputs.evaluate(m, test.len(), config.eval_batch_size, device)
+    };
+    let start = inputs.start();
     let fit = Fit {
         device,
         config,
         train_labels: &train.labels,
         test_labels: &test.labels,
         classes: test.classes.len(),
-        batch: &*batch,
-        evaluate: &*evaluate,
+        batch: &batch,
+        evaluate: &evaluate,
         data: train::data_fingerprint(train, test),
         control,
     };
@@ -332,6 +326,82 @@ pub fn train_vgg16<B: TrainBackend>(
         },
         report,
     ))
+}
+
+/// Where a run's training batches and test-set evaluations come from.
+enum Inputs<'a> {
+    /// Rows of cached frozen features; the model starts after the `frozen` convolutions.
+    Features {
+        train: &'a [f32],
+        test: &'a [f32],
+        dims: [usize; 3],
+        frozen: usize,
+    },
+    /// Images, through the whole network (the frozen part recomputed for every batch).
+    Images {
+        train: &'a Dataset,
+        test: &'a Dataset,
+        input: &'a InputConfig,
+    },
+}
+
+impl<'a> Inputs<'a> {
+    /// Cached `features` when there are, else the images of `sets`.
+    fn new(
+        features: Option<&'a (SplitFeatures, SplitFeatures)>,
+        sets: (&'a Dataset, &'a Dataset),
+        input: &'a InputConfig,
+        dims: [usize; 3],
+        frozen: usize,
+    ) -> Self {
+        match features {
+            Some(((train, _), (test, _))) => Inputs::Features {
+                train,
+                test,
+                dims,
+                frozen,
+            },
+            None => Inputs::Images {
+                train: sets.0,
+                test: sets.1,
+                input,
+            },
+        }
+    }
+
+    /// The convolution the trained model starts at.
+    fn start(&self) -> usize {
+        match self {
+            Inputs::Features { frozen, .. } => *frozen,
+            Inputs::Images { .. } => 0,
+        }
+    }
+
+    /// The training samples `indices` as the model's input.
+    fn batch<B: Backend>(&self, indices: &[usize], device: &B::Device) -> Tensor<B, 4> {
+        match self {
+            Inputs::Features { train, dims, .. } => rows_of(train, *dims, indices, device),
+            Inputs::Images { train, input, .. } => train::images_of(train, indices, input, device),
+        }
+    }
+
+    /// Test-set logits of `model` (its `len` samples), in batches of `batch`.
+    fn evaluate<B: Kernels>(
+        &self,
+        model: &Vgg16Transfer<B>,
+        len: usize,
+        batch: usize,
+        device: &B::Device,
+    ) -> Vec<f32> {
+        match self {
+            Inputs::Features {
+                test, dims, frozen, ..
+            } => train::in_batches(len, batch, |chunk| {
+                model.forward_from(rows_of(test, *dims, chunk, device), *frozen)
+            }),
+            Inputs::Images { test, input, .. } => predict(model, test, input, batch, device),
+        }
+    }
 }
 
 /// Logits of `model` on every image of `set` (already at the model's side).

@@ -46,6 +46,12 @@ impl Freeze {
         side >> pools
     }
 
+    /// What the frozen part gives per image at input side `side`: channels, height, width.
+    pub fn feature_dims(self, side: usize) -> [usize; 3] {
+        let s = self.feature_side(side);
+        [self.feature_channels(), s, s]
+    }
+
     /// Channels where the frozen part ends.
     pub fn feature_channels(self) -> usize {
         match self {
