@@ -4,7 +4,7 @@ use crate::engine::{self, EngineChoice, Provider};
 use crate::error::{Error, Result};
 use crate::model_info::ModelInfo;
 use crate::prediction::Prediction;
-use crate::preprocess::{self, InputConfig};
+use crate::preprocess::{self, InputConfig, InputOverrides};
 use std::path::{Path, PathBuf};
 
 /// Options for building a [`Classifier`].
@@ -13,6 +13,7 @@ pub struct ClassifierBuilder {
     engine: EngineChoice,
     threads: engine::Threads,
     input_config: Option<InputConfig>,
+    overrides: InputOverrides,
     providers: Option<Vec<Provider>>,
     ort_library: Option<PathBuf>,
 }
@@ -62,6 +63,14 @@ impl ClassifierBuilder {
         self
     }
 
+    /// Settings to put over the model's own preprocessing (or over what its input shape
+    /// implies); for a model whose shape does not fix its size and that carries no
+    /// preprocessing, `size` says it. Ignored when [`ClassifierBuilder::input_config`] is given.
+    pub fn input_overrides(mut self, overrides: InputOverrides) -> Self {
+        self.overrides = overrides;
+        self
+    }
+
     /// Loads the model file at `path`.
     ///
     /// # Errors
@@ -74,6 +83,19 @@ impl ClassifierBuilder {
             source,
         })?;
         self.build_from_bytes(&bytes, path)
+    }
+
+    /// For a model whose shape leaves the size open and that carries no preprocessing: the size
+    /// of the overrides, in the layout they or the model's shape say, unscaled RGB otherwise.
+    fn sized_by_overrides(&self, info: &ModelInfo) -> Option<InputConfig> {
+        let (height, width) = self.overrides.size?;
+        let layout = self.overrides.layout.or_else(|| info.image_layout())?;
+        Some(InputConfig {
+            height,
+            width,
+            layout,
+            ..InputConfig::unit_rgb(height)
+        })
     }
 
     /// Loads a model from memory; `name` only names it in errors.
@@ -92,21 +114,26 @@ impl ClassifierBuilder {
                     .map_err(|e| Error::Input(format!("input config: {e}")))?;
                 c.clone()
             }
-            (None, Some(c)) => c.clone(),
+            (None, Some(c)) => self
+                .overrides
+                .apply(c.clone())
+                .map_err(|e| Error::Input(format!("input config: {e}")))?,
             (None, None) => {
-                let guessed = info.guessed_input_config().ok_or_else(|| Error::BadModel {
-                    path: name.to_path_buf(),
-                    reason: format!(
-                        "input {:?} of shape {} is not an image batch with 3 channels and a fixed size",
-                        info.input.name,
-                        info.input.shape_text()
-                    ),
-                })?;
-                guessed.validate().map_err(|e| Error::BadModel {
+                let base = info
+                    .guessed_input_config()
+                    .or_else(|| self.sized_by_overrides(&info))
+                    .ok_or_else(|| Error::BadModel {
+                        path: name.to_path_buf(),
+                        reason: format!(
+                            "input {:?} of shape {} is not an image batch with 3 channels and a fixed size (a size given with the input overrides fixes it)",
+                            info.input.name,
+                            info.input.shape_text()
+                        ),
+                    })?;
+                self.overrides.apply(base).map_err(|e| Error::BadModel {
                     path: name.to_path_buf(),
                     reason: format!("input {:?}: {e}", info.input.name),
-                })?;
-                guessed
+                })?
             }
         };
         let providers = self.providers.as_deref().unwrap_or(Provider::DEFAULT);

@@ -70,4 +70,4 @@ pub use prediction::Prediction;
 pub use engine::ort_library;
 pub use engine::{EngineChoice, Provider};
 pub use model_info::{ModelInfo, TensorInfo, MAX_CLASSES};
-pub use preprocess::{ChannelOrder, InputConfig, Layout, MetadataError};
+pub use preprocess::{ChannelOrder, InputConfig, InputOverrides, Layout, MetadataError};

@@ -25,6 +25,101 @@ pub enum ChannelOrder {
     Bgr,
 }
 
+impl std::str::FromStr for Layout {
+    type Err = String;
+
+    /// `NCHW` or `NHWC`, in any case.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "NCHW" => Ok(Layout::Nchw),
+            "NHWC" => Ok(Layout::Nhwc),
+            _ => Err(format!("unknown layout {s:?} (NCHW or NHWC)")),
+        }
+    }
+}
+
+impl std::str::FromStr for ChannelOrder {
+    type Err = String;
+
+    /// `RGB` or `BGR`, in any case.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "RGB" => Ok(ChannelOrder::Rgb),
+            "BGR" => Ok(ChannelOrder::Bgr),
+            _ => Err(format!("unknown channel order {s:?} (RGB or BGR)")),
+        }
+    }
+}
+
+/// An image size written `HxW`, or `N` for `NxN`: `(height, width)`, each at least 1.
+///
+/// # Errors
+/// When it is neither.
+pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let side = |v: &str| v.trim().parse::<usize>().ok().filter(|&v| v > 0);
+    let size = match s.split_once('x') {
+        Some((h, w)) => side(h).zip(side(w)),
+        None => side(s).map(|n| (n, n)),
+    };
+    size.ok_or_else(|| format!("{s:?} is not an image size (N or HxW)"))
+}
+
+/// Three comma-separated numbers (`0.485,0.456,0.406`).
+///
+/// # Errors
+/// When there are not three, or one is not a number.
+pub fn parse_triple(s: &str) -> Result<[f32; 3], String> {
+    let values: Vec<f32> = s
+        .split(',')
+        .map(|v| v.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{s:?}: expected three comma-separated numbers"))?;
+    <[f32; 3]>::try_from(values)
+        .map_err(|_| format!("{s:?}: expected three comma-separated numbers"))
+}
+
+/// Preprocessing settings to put over a model's own (or over what its input shape implies):
+/// what the runtime CLI's `--size`, `--layout`, `--scale`, `--mean`, `--std` and `--bgr` set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputOverrides {
+    /// `(height, width)`.
+    pub size: Option<(usize, usize)>,
+    /// The input tensor's layout.
+    pub layout: Option<Layout>,
+    /// The multiplier of 0..255 pixel values.
+    pub scale: Option<f32>,
+    /// Per-channel means (in the model's channel order), subtracted after scaling.
+    pub mean: Option<[f32; 3]>,
+    /// Per-channel standard deviations.
+    pub std: Option<[f32; 3]>,
+    /// The order of the colour channels.
+    pub channel_order: Option<ChannelOrder>,
+}
+
+impl InputOverrides {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == InputOverrides::default()
+    }
+
+    /// `base` with these settings on top, validated.
+    ///
+    /// # Errors
+    /// When the result is unusable (see [`InputConfig::validate`]).
+    pub fn apply(&self, mut base: InputConfig) -> Result<InputConfig, MetadataError> {
+        if let Some((height, width)) = self.size {
+            (base.height, base.width) = (height, width);
+        }
+        base.layout = self.layout.unwrap_or(base.layout);
+        base.scale = self.scale.unwrap_or(base.scale);
+        base.mean = self.mean.unwrap_or(base.mean);
+        base.std = self.std.unwrap_or(base.std);
+        base.channel_order = self.channel_order.unwrap_or(base.channel_order);
+        base.validate()?;
+        Ok(base)
+    }
+}
+
 /// Everything needed to turn an 8-bit RGB image into the model's input:
 /// `value = (pixel * scale - mean[c]) / std[c]`, with `c` in the model's channel order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,48 +325,22 @@ impl InputConfig {
                 .ok_or_else(|| MetadataError::new(k, format!("missing beside {}", keys::SIZE)))
         };
         let (h, w) = size
-            .split_once('x')
-            .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
+            .contains('x')
+            .then(|| parse_size(size).ok())
+            .flatten()
             .ok_or_else(|| MetadataError::new(keys::SIZE, format!("expected HxW, got {size:?}")))?;
-        let layout = match get(keys::LAYOUT)?.to_ascii_uppercase().as_str() {
-            "NCHW" => Layout::Nchw,
-            "NHWC" => Layout::Nhwc,
-            other => {
-                return Err(MetadataError::new(
-                    keys::LAYOUT,
-                    format!("unknown layout {other:?}"),
-                ))
-            }
-        };
-        let channel_order = match get(keys::CHANNEL_ORDER)?.to_ascii_uppercase().as_str() {
-            "RGB" => ChannelOrder::Rgb,
-            "BGR" => ChannelOrder::Bgr,
-            other => {
-                return Err(MetadataError::new(
-                    keys::CHANNEL_ORDER,
-                    format!("unknown channel order {other:?}"),
-                ))
-            }
-        };
+        let layout: Layout = get(keys::LAYOUT)?
+            .parse()
+            .map_err(|e: String| MetadataError::new(keys::LAYOUT, e))?;
+        let channel_order: ChannelOrder = get(keys::CHANNEL_ORDER)?
+            .parse()
+            .map_err(|e: String| MetadataError::new(keys::CHANNEL_ORDER, e))?;
         let number = |k: &str, s: &str| {
             s.trim()
                 .parse::<f32>()
                 .map_err(|_| MetadataError::new(k, format!("{s:?} is not a number")))
         };
-        let triple = |k: &str| -> Result<[f32; 3], MetadataError> {
-            let parts: Vec<&str> = get(k)?.split(',').collect();
-            if parts.len() != 3 {
-                return Err(MetadataError::new(
-                    k,
-                    "expected three comma-separated numbers",
-                ));
-            }
-            Ok([
-                number(k, parts[0])?,
-                number(k, parts[1])?,
-                number(k, parts[2])?,
-            ])
-        };
+        let triple = |k: &str| parse_triple(get(k)?).map_err(|e| MetadataError::new(k, e));
         let config = InputConfig {
             height: h,
             width: w,
@@ -590,6 +659,40 @@ pub fn argmax(row: &[f32]) -> usize {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn sizes_triples_and_overrides_parse_and_apply_with_checks() {
+        assert_eq!(parse_size("32"), Ok((32, 32)));
+        assert_eq!(parse_size(" 24x40 "), Ok((24, 40)));
+        for bad in ["0", "x", "3x", "-1", "32x0", "big"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_triple("1, 2,3"), Ok([1.0, 2.0, 3.0]));
+        assert!(parse_triple("1,2").is_err() && parse_triple("1,2,x").is_err());
+        assert_eq!("nhwc".parse::<Layout>(), Ok(Layout::Nhwc));
+        assert!("chw".parse::<Layout>().is_err());
+        let base = InputConfig::unit_rgb(32);
+        assert!(InputOverrides::default().is_empty());
+        assert_eq!(
+            InputOverrides::default().apply(base.clone()),
+            Ok(base.clone())
+        );
+        let set = InputOverrides {
+            size: Some((64, 48)),
+            channel_order: Some(ChannelOrder::Bgr),
+            ..InputOverrides::default()
+        };
+        let applied = set.apply(base.clone()).unwrap();
+        assert_eq!((applied.height, applied.width), (64, 48));
+        assert_eq!(applied.channel_order, ChannelOrder::Bgr);
+        let zero_std = InputOverrides {
+            std: Some([1.0, 0.0, 1.0]),
+            ..InputOverrides::default()
+        };
+        let err = zero_std.apply(base).unwrap_err();
+        assert!(err.to_string().contains("std"), "{err}");
+    }
+
     use super::*;
 
     #[test]

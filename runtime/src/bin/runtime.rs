@@ -11,8 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use runtime::batch::{classify_files, collect_files, BatchOptions};
 use runtime::data::CifarSplit;
 use runtime::output::{header, row, Format, RowContext};
+use runtime::preprocess;
 use runtime::verify::{ReferencePredictions, VerifyReport};
-use runtime::{ChannelOrder, InputConfig, Layout};
+use runtime::{ChannelOrder, InputOverrides, Layout};
 use runtime::{Classifier, EngineChoice, Provider};
 use std::path::{Path, PathBuf};
 
@@ -145,80 +146,38 @@ struct ProviderArgs {
 }
 
 /// Preprocessing for models that carry none in their metadata (or to override it).
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Clone, Default)]
 struct InputArgs {
     /// Input size: `N` or `HxW`.
-    #[arg(long)]
-    size: Option<String>,
+    #[arg(long, value_parser = preprocess::parse_size)]
+    size: Option<(usize, usize)>,
     /// Input layout: nchw or nhwc.
     #[arg(long)]
-    layout: Option<String>,
+    layout: Option<Layout>,
     /// Multiplier for 0..255 pixel values (e.g. 0.00392157 for 1/255).
     #[arg(long)]
     scale: Option<f32>,
     /// Per-channel means, `r,g,b` (in the model's channel order), subtracted after scaling.
-    #[arg(long)]
-    mean: Option<String>,
+    #[arg(long, value_parser = preprocess::parse_triple)]
+    mean: Option<[f32; 3]>,
     /// Per-channel standard deviations, `r,g,b`.
-    #[arg(long)]
-    std: Option<String>,
+    #[arg(long, value_parser = preprocess::parse_triple)]
+    std: Option<[f32; 3]>,
     /// Feed channels in BGR order.
     #[arg(long)]
     bgr: bool,
 }
 
 impl InputArgs {
-    fn is_set(&self) -> bool {
-        self.size.is_some()
-            || self.layout.is_some()
-            || self.scale.is_some()
-            || self.mean.is_some()
-            || self.std.is_some()
-            || self.bgr
-    }
-
-    /// `c` (the model's own or guessed preprocessing) with the flags given applied on top.
-    fn apply(&self, mut c: InputConfig) -> anyhow::Result<InputConfig> {
-        let triple = |flag: &str, s: &str| -> anyhow::Result<[f32; 3]> {
-            let bad = || anyhow::anyhow!("--{flag} {s:?}: expected three comma-separated numbers");
-            let v: Vec<f32> = s
-                .split(',')
-                .map(|x| x.trim().parse())
-                .collect::<Result<_, _>>()
-                .map_err(|_| bad())?;
-            <[f32; 3]>::try_from(v).map_err(|_| bad())
-        };
-        if let Some(size) = &self.size {
-            let (h, w) = match size.split_once('x') {
-                Some((h, w)) => (h.trim().parse(), w.trim().parse()),
-                None => (size.trim().parse(), size.trim().parse()),
-            };
-            match (h, w) {
-                (Ok(h), Ok(w)) if h > 0 && w > 0 => (c.height, c.width) = (h, w),
-                _ => anyhow::bail!("--size {size:?}: expected N or HxW"),
-            }
+    fn overrides(&self) -> InputOverrides {
+        InputOverrides {
+            size: self.size,
+            layout: self.layout,
+            scale: self.scale,
+            mean: self.mean,
+            std: self.std,
+            channel_order: self.bgr.then_some(ChannelOrder::Bgr),
         }
-        if let Some(layout) = &self.layout {
-            c.layout = match layout.to_ascii_lowercase().as_str() {
-                "nchw" => Layout::Nchw,
-                "nhwc" => Layout::Nhwc,
-                other => anyhow::bail!("--layout {other:?}: expected nchw or nhwc"),
-            };
-        }
-        if let Some(scale) = self.scale {
-            c.scale = scale;
-        }
-        if let Some(mean) = &self.mean {
-            c.mean = triple("mean", mean)?;
-        }
-        if let Some(std) = &self.std {
-            c.std = triple("std", std)?;
-            anyhow::ensure!(!c.std.contains(&0.0), "--std: a standard deviation of 0");
-        }
-        if self.bgr {
-            c.channel_order = ChannelOrder::Bgr;
-        }
-        Ok(c)
     }
 }
 
@@ -242,30 +201,7 @@ fn load(
         builder = builder.threads(n);
     }
     let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
-    if input.is_set() {
-        let info = runtime::ModelInfo::from_bytes(&bytes, model)?;
-        // The model's own preprocessing, else what its input shape implies (224 a side when
-        // the shape does not say), with the flags on top.
-        let base = info
-            .input_config
-            .clone()
-            .or_else(|| info.guessed_input_config())
-            .or_else(|| {
-                info.image_layout().map(|layout| InputConfig {
-                    layout,
-                    ..InputConfig::unit_rgb(224)
-                })
-            })
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{}: input {:?} of shape {:?} is not a 3-channel image batch",
-                    model.display(),
-                    info.input.name,
-                    info.input.shape
-                )
-            })?;
-        builder = builder.input_config(input.apply(base)?);
-    }
+    let builder = builder.input_overrides(input.overrides());
     let classifier = builder.build_from_bytes(&bytes, model)?;
     if let Some(why) = classifier.fallback_reason() {
         eprintln!("{why}");
