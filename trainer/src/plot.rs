@@ -1,7 +1,7 @@
 //! The two curves the article draws: accuracy and loss per epoch, training and validation.
 
+use crate::error::{Error, Result};
 use crate::train::History;
-use anyhow::Context;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -27,7 +27,7 @@ fn panel(
     title: &str,
     epochs: usize,
     series: &Series<'_>,
-) -> anyhow::Result<()> {
+) -> std::result::Result<(), String> {
     let (lo, hi) = series
         .iter()
         .flat_map(|s| s.1.iter().map(|p| p.1))
@@ -39,43 +39,50 @@ fn panel(
         .x_label_area_size(36)
         .y_label_area_size(56)
         .build_cartesian_2d(1f64..(epochs.max(2) as f64), (lo - pad)..(hi + pad))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .x_desc("epoch")
         .x_labels(epochs.clamp(2, 10))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| e.to_string())?;
     for (name, points, colour) in series {
         let colour = *colour;
         chart
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map_err(|e| e.to_string())?
             .label(*name)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
             });
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| e.to_string())?;
     }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
 /// Draws accuracy and loss curves side by side into a PNG at `path`, atomically.
-pub fn plot_history(history: &History, path: &Path) -> anyhow::Result<()> {
+///
+/// # Errors
+/// When drawing, encoding or writing fails.
+pub fn plot_history(history: &History, path: &Path) -> Result<()> {
+    let failed = |reason: String| Error::Plot {
+        path: path.to_path_buf(),
+        reason,
+    };
     register_font();
     let mut buffer = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.fill(&WHITE).map_err(|e| failed(e.to_string()))?;
         let (left, right) = root.split_horizontally(WIDTH / 2);
         let points = |f: fn(&crate::train::EpochRecord) -> f64| -> Vec<(f64, f64)> {
             history
@@ -93,7 +100,8 @@ pub fn plot_history(history: &History, path: &Path) -> anyhow::Result<()> {
                 ("train", points(|e| e.train_accuracy), BLUE),
                 ("validation", points(|e| e.val_accuracy), RED),
             ],
-        )?;
+        )
+        .map_err(failed)?;
         panel(
             &right,
             "model loss",
@@ -102,13 +110,14 @@ pub fn plot_history(history: &History, path: &Path) -> anyhow::Result<()> {
                 ("train", points(|e| e.train_loss), BLUE),
                 ("validation", points(|e| e.val_loss), RED),
             ],
-        )?;
-        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+        )
+        .map_err(failed)?;
+        root.present().map_err(|e| failed(e.to_string()))?;
     }
     let mut png = Vec::new();
     image::codecs::png::PngEncoder::new(&mut png)
         .write_image(&buffer, WIDTH, HEIGHT, image::ExtendedColorType::Rgb8)
-        .context("encoding the curves as PNG")?;
+        .map_err(|e| failed(format!("encoding the PNG: {e}")))?;
     crate::files::write_file(path, &png)
 }
 

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use trainer::backend::DeviceChoice;
 use trainer::data::standin::{self, StandinConfig};
+use trainer::error::{Error, Stopped};
 use trainer::model::cnn::CnnConfig;
 use trainer::model::vgg16::transfer;
 use trainer::model::vgg16::transfer::Freeze;
@@ -25,7 +26,7 @@ use trainer::pipeline::{
     self, Checkpointing, DataSource, Driving, PipelineConfig, TrainRun, VerifyConfig, Vgg16Run,
 };
 use trainer::train::vgg16::CacheReport;
-use trainer::train::{self, format_summary, Keep, Optim, Stopped, TrainConfig};
+use trainer::train::{self, format_summary, Keep, Optim, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -412,24 +413,33 @@ fn stop_flag() -> Option<Arc<AtomicBool>> {
 }
 
 fn main() {
+    std::panic::set_hook(trainer::backend::panic_hook(std::panic::take_hook()));
     let outcome = run();
     if let Err(e) = outcome {
-        if let Some(stopped) = e.downcast_ref::<Stopped>() {
-            match &stopped.checkpoint {
-                Some(path) => eprintln!(
+        match e.downcast_ref::<Error>() {
+            Some(Error::Stopped(Stopped {
+                epoch,
+                batch,
+                checkpoint: Some(path),
+            })) => {
+                eprintln!(
                     "stopped ({}); checkpoint {}. To continue: the same command with --resume",
-                    stopped.at,
+                    trainer::error::at_text(*epoch, *batch),
                     path.display()
-                ),
-                None => eprintln!(
-                    "stopped before training began: nothing to resume; run the same command again"
-                ),
+                );
+                std::process::exit(130);
             }
-            std::process::exit(130);
-        }
-        if let Some(stopped) = e.downcast_ref::<pipeline::StoppedBefore>() {
-            eprintln!("{stopped}; the same command with --resume does the rest");
-            std::process::exit(130);
+            Some(Error::Stopped(_)) => {
+                eprintln!(
+                    "stopped before training began: nothing to resume; run the same command again"
+                );
+                std::process::exit(130);
+            }
+            Some(stopped @ Error::StoppedBefore { .. }) => {
+                eprintln!("{stopped}; the same command with --resume does the rest");
+                std::process::exit(130);
+            }
+            _ => {}
         }
         eprintln!("Error: {e:?}");
         std::process::exit(1);

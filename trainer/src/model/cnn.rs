@@ -1,6 +1,6 @@
 //! The seed CNN of the article: Conv32-Conv32-Pool-Conv64-Conv64-Pool, Dense512, Dense10.
 
-use crate::config::{rate, ConfigError};
+use crate::error::{rate, ConfigError};
 use crate::ops::{conv, dropout, pool, Kernels};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};

@@ -6,12 +6,12 @@ pub mod vgg16;
 
 use crate::backend::TrainBackend;
 use crate::checkpoint::{self, Checkpoints, Position};
-use crate::config::{positive, rate, ConfigError};
+use crate::error::{positive, rate, ConfigError};
+use crate::error::{CheckpointError, Error, Result};
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::ops::Kernels;
 use crate::progress::Progress;
 use crate::rng::Rng;
-use anyhow::{bail, Context};
 use burn::module::AutodiffModule;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::momentum::MomentumConfig;
@@ -118,15 +118,7 @@ impl Control {
     }
 }
 
-/// The error of a run stopped on request ([`Control::stop`]).
-#[derive(Debug, thiserror::Error)]
-#[error("stopped {at}{}", checkpoint.as_ref().map_or_else(|| " (no checkpoint)".to_string(), |p| format!(": checkpoint {}", p.display())))]
-pub struct Stopped {
-    /// How far the run had got (epoch 0, batch 0: before training began).
-    pub at: Position,
-    /// The checkpoint written on the way out.
-    pub checkpoint: Option<PathBuf>,
-}
+pub use crate::error::Stopped;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -379,7 +371,7 @@ pub fn fit<B, M>(
     model: M,
     fit: &Fit<B, M::InnerModule>,
     history: &mut History,
-) -> anyhow::Result<(M::InnerModule, Vec<f32>)>
+) -> Result<(M::InnerModule, Vec<f32>)>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B> + Logits<B>,
@@ -503,7 +495,7 @@ where
 
     /// Starts afresh (removing older checkpoints) or, when asked, continues from the newest
     /// checkpoint made with the same data and settings.
-    fn start(&mut self, model: M, resume: bool) -> anyhow::Result<M> {
+    fn start(&mut self, model: M, resume: bool) -> Result<M> {
         let Some((store, _)) = &self.checkpoints else {
             return Ok(model);
         };
@@ -522,23 +514,28 @@ where
             );
             return Ok(model);
         };
-        let state: RunState = serde_json::from_value(saved.state.clone())
-            .with_context(|| format!("{}: the run's state", saved.path.display()))?;
+        let state: RunState =
+            serde_json::from_value(saved.state.clone()).map_err(|e| CheckpointError::Damaged {
+                path: saved.path.join("state.json"),
+                reason: format!("the run's state: {e}"),
+            })?;
         if state.data != self.state.data {
-            bail!(
-                "{} was made with other data (fingerprint {}, now {}): start afresh without --resume, or remove the folder",
-                saved.path.display(),
-                state.data,
-                self.state.data
-            );
+            return Err(Error::OtherRun {
+                path: saved.path,
+                what: format!(
+                    "other data (fingerprint {}, now {})",
+                    state.data, self.state.data
+                ),
+                hint: "start afresh without --resume, or remove the folder",
+            });
         }
         let changed = differences(&state.settings, &self.state.settings, "");
         if !changed.is_empty() {
-            bail!(
-                "{} was made with other settings ({}): resume with those, or start afresh without --resume",
-                saved.path.display(),
-                changed.join("; ")
-            );
+            return Err(Error::OtherRun {
+                path: saved.path,
+                what: format!("other settings ({})", changed.join("; ")),
+                hint: "resume with those, or start afresh without --resume",
+            });
         }
         let device = self.fit.device;
         let model = model.load_record(checkpoint::record_from::<B, _>(&saved, "model", device)?);
@@ -572,7 +569,7 @@ where
     }
 
     /// Saves a checkpoint at the current position; `None` when the run keeps none.
-    fn save(&self, model: &M) -> anyhow::Result<Option<PathBuf>> {
+    fn save(&self, model: &M) -> Result<Option<PathBuf>> {
         let Some((store, _)) = &self.checkpoints else {
             return Ok(None);
         };
@@ -601,10 +598,11 @@ where
         Ok(Some(path))
     }
 
-    fn stopped(&self, model: &M) -> anyhow::Result<anyhow::Error> {
+    fn stopped(&self, model: &M) -> Result<Error> {
         let checkpoint = self.save(model)?;
         Ok(Stopped {
-            at: self.position,
+            epoch: self.position.epoch,
+            batch: self.position.batch,
             checkpoint,
         }
         .into())
@@ -648,7 +646,7 @@ where
         epoch: usize,
         order: &[usize],
         skip: usize,
-    ) -> anyhow::Result<M> {
+    ) -> Result<M> {
         let (fit, config) = (self.fit, self.fit.config);
         let steps = order.len().div_ceil(config.batch_size);
         let loss_fn = CrossEntropyLossConfig::new().init(fit.device);
@@ -713,7 +711,7 @@ where
 
     /// Evaluates after epoch `epoch`, records it, tracks the best epoch and early stopping, and
     /// checkpoints. Returns the test-set logits.
-    fn end_epoch(&mut self, model: &M, epoch: usize) -> anyhow::Result<Vec<f32>> {
+    fn end_epoch(&mut self, model: &M, epoch: usize) -> Result<Vec<f32>> {
         let (fit, config) = (self.fit, self.fit.config);
         let start = Instant::now();
         let logits = (fit.evaluate)(&model.valid());
@@ -799,7 +797,7 @@ fn fit_with<B, M, O>(
     optim: O,
     fit: &Fit<B, M::InnerModule>,
     history: &mut History,
-) -> anyhow::Result<(M::InnerModule, Vec<f32>)>
+) -> Result<(M::InnerModule, Vec<f32>)>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B> + Logits<B>,
@@ -869,10 +867,14 @@ where
 }
 
 /// Checks what every training run needs: its settings, and data in both sets.
-pub fn check_sets(train: &Dataset, test: &Dataset, config: &TrainConfig) -> anyhow::Result<()> {
+pub fn check_sets(train: &Dataset, test: &Dataset, config: &TrainConfig) -> Result<()> {
     config.validate()?;
-    anyhow::ensure!(!train.is_empty(), "the training set is empty");
-    anyhow::ensure!(!test.is_empty(), "the test set is empty");
+    if train.is_empty() {
+        return Err(Error::Data("the training set is empty".into()));
+    }
+    if test.is_empty() {
+        return Err(Error::Data("the test set is empty".into()));
+    }
     Ok(())
 }
 
@@ -890,15 +892,15 @@ pub fn train_cnn<B: TrainBackend>(
     model_config: &CnnConfig,
     config: &TrainConfig,
     control: &Control,
-) -> anyhow::Result<Trained<Cnn<B::InnerBackend>>> {
+) -> Result<Trained<Cnn<B::InnerBackend>>> {
     check_sets(train, test, config)?;
     model_config.validate()?;
-    anyhow::ensure!(
-        train.side == model_config.side && test.side == model_config.side,
-        "the model takes {0}x{0} images but the data holds {1}x{1}",
-        model_config.side,
-        train.side
-    );
+    if train.side != model_config.side || test.side != model_config.side {
+        return Err(Error::Data(format!(
+            "the model takes {0}x{0} images but the data holds {1}x{1}",
+            model_config.side, train.side
+        )));
+    }
     let _turn = take_turn();
     B::seed(device, config.seed);
     let model: Cnn<B> = model_config.init(device);
@@ -957,7 +959,7 @@ pub fn format_summary(name: &str, rows: &[(String, String, usize)], frozen: usiz
 }
 
 /// Saves the history as pretty JSON, atomically.
-pub fn save_history(history: &History, path: &Path) -> anyhow::Result<()> {
+pub fn save_history(history: &History, path: &Path) -> Result<()> {
     let json = serde_json::to_vec_pretty(history)?;
     crate::files::write_file(path, &json)
 }

@@ -5,13 +5,12 @@
 //! preprocessing; every epoch then trains the rest from those features.
 
 use crate::backend::TrainBackend;
-use crate::checkpoint::Position;
+use crate::error::{Error, Result};
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Vgg16Config, Vgg16Transfer};
 use crate::ops::Kernels;
 use crate::progress::Progress;
 use crate::train::{self, Control, Fit, History, Stopped, TrainConfig, Trained};
-use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use runtime::data::Dataset;
@@ -87,7 +86,7 @@ fn read_cache(path: &Path, samples: usize, per_sample: usize) -> Option<Vec<f32>
     )
 }
 
-fn write_cache(path: &Path, values: &[f32], samples: usize) -> anyhow::Result<()> {
+fn write_cache(path: &Path, values: &[f32], samples: usize) -> Result<()> {
     let per_sample = values.len() / samples.max(1);
     let mut bytes = Vec::with_capacity(24 + 4 * values.len());
     bytes.extend_from_slice(MAGIC);
@@ -130,7 +129,7 @@ struct FrozenPass<'a, B: Backend> {
 impl<B: Kernels> FrozenPass<'_, B> {
     /// The frozen part's output for every image of `set`: from the cache when it is current, else
     /// computed (and then written, replacing the split's stale cache files).
-    fn features(&self, set: &Dataset, split: &str) -> anyhow::Result<(Vec<f32>, CacheUse)> {
+    fn features(&self, set: &Dataset, split: &str) -> Result<(Vec<f32>, CacheUse)> {
         let FrozenPass {
             model,
             base,
@@ -164,17 +163,19 @@ impl<B: Kernels> FrozenPass<'_, B> {
             if control.stop_requested() {
                 // Nothing is written: the next run computes the features again.
                 return Err(Stopped {
-                    at: Position { epoch: 0, batch: 0 },
+                    epoch: 0,
+                    batch: 0,
                     checkpoint: None,
                 }
                 .into());
             }
             let out = model.features_until(train::images_of(set, chunk, input, device), frozen);
-            anyhow::ensure!(
-                out.dims()[1..] == dims,
-                "the frozen blocks give {:?} per image, not the {dims:?} the model expects",
-                &out.dims()[1..]
-            );
+            if out.dims()[1..] != dims {
+                return Err(Error::Data(format!(
+                    "the frozen blocks give {:?} per image, not the {dims:?} the model expects",
+                    &out.dims()[1..]
+                )));
+            }
             values.extend(out.into_data().iter::<f32>());
             progress.advance(chunk.len() as u64, String::new);
         }
@@ -188,8 +189,11 @@ impl<B: Kernels> FrozenPass<'_, B> {
         }
         // Older caches of this split were made from other weights, images or preprocessing.
         let prefix = format!("{name}-{split}-");
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for entry in std::fs::read_dir(dir)?.flatten() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for entry in std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .flatten()
+        {
             let file = entry.file_name().to_string_lossy().into_owned();
             if file.starts_with(&prefix) && file.ends_with(".features") {
                 let _ = std::fs::remove_file(entry.path());
@@ -205,11 +209,7 @@ type SplitFeatures = (Vec<f32>, CacheUse);
 
 impl<B: Kernels> FrozenPass<'_, B> {
     /// The training and the test split's features.
-    fn both(
-        &self,
-        train: &Dataset,
-        test: &Dataset,
-    ) -> anyhow::Result<(SplitFeatures, SplitFeatures)> {
+    fn both(&self, train: &Dataset, test: &Dataset) -> Result<(SplitFeatures, SplitFeatures)> {
         Ok((self.features(train, "train")?, self.features(test, "test")?))
     }
 }
@@ -263,7 +263,7 @@ pub fn train_vgg16<B: TrainBackend>(
     config: &TrainConfig,
     cache: &CacheOptions,
     control: &Control,
-) -> anyhow::Result<(Trained<Vgg16Transfer<B::InnerBackend>>, CacheReport)> {
+) -> Result<(Trained<Vgg16Transfer<B::InnerBackend>>, CacheReport)> {
     train::check_sets(train, test, config)?;
     model_config.check(base)?;
     let train = &train.resized(model_config.side);

@@ -4,7 +4,7 @@
 
 use prost::Message;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tract_onnx::pb;
 
 /// Output channels of VGG16's thirteen convolutions, block by block.
@@ -16,18 +16,7 @@ pub const VGG16_BLOCKS: [&[usize]; 5] = [
     &[512, 512, 512],
 ];
 
-/// Why a file is not a usable VGG16.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: not a VGG16 convolutional base: {reason}")]
-    NotVgg16 { path: PathBuf, reason: String },
-}
+pub use crate::error::SourceError;
 
 /// How the source graph takes its images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

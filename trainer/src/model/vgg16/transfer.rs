@@ -3,7 +3,7 @@
 
 use super::features::{self, Vgg16Features, CONVS};
 use super::source::{SourceLayout, Vgg16Base};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::model::Logits;
 use crate::ops::{dropout, Kernels};
 use burn::module::Param;
