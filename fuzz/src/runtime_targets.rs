@@ -57,7 +57,7 @@ pub fn cifar_file(data: &[u8]) {
 pub fn burn_json(data: &[u8]) {
     let path = Path::new("fuzz.burn.json");
     if let Ok(preds) = runtime::verify::ReferencePredictions::from_bytes(data, path) {
-        assert_eq!(preds.logits.len(), preds.samples * preds.classes);
+        assert_eq!(preds.logits.len(), preds.samples * preds.num_classes);
     }
 }
 

@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match classifier.classify_file(&image) {
             Ok(p) => println!(
                 "{image}: {} ({:.1} %) via {}",
-                p.label,
+                p.class_name,
                 100.0 * p.probability,
                 classifier.engine_name()
             ),

@@ -328,7 +328,7 @@ impl Classifier {
 
     fn prediction(&self, row: &[f32]) -> Prediction {
         let class = preprocess::argmax(row);
-        let label = self
+        let class_name = self
             .info
             .classes
             .as_ref()
@@ -336,7 +336,7 @@ impl Classifier {
             .unwrap_or_else(|| class.to_string());
         Prediction {
             class,
-            label,
+            class_name,
             probability: row[class],
             probabilities: row.to_vec(),
         }

@@ -5,7 +5,7 @@
 //!
 //! let mut classifier = Classifier::builder().engine(EngineChoice::Auto).build_from_file("models/cnn.onnx")?;
 //! let prediction = classifier.classify_file("cat.png")?;
-//! println!("{} ({:.1} %) via {}", prediction.label, 100.0 * prediction.probability, classifier.engine_name());
+//! println!("{} ({:.1} %) via {}", prediction.class_name, 100.0 * prediction.probability, classifier.engine_name());
 //! # Ok::<(), runtime::Error>(())
 //! ```
 //!
@@ -25,7 +25,7 @@
 //! assert_eq!(predictions.len(), 2);
 //! for p in &predictions {
 //!     assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
-//!     println!("{} ({:.1} %)", p.label, 100.0 * p.probability);
+//!     println!("{} ({:.1} %)", p.class_name, 100.0 * p.probability);
 //! }
 //! # Ok::<(), runtime::Error>(())
 //! ```

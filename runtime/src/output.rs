@@ -53,7 +53,7 @@ pub struct RowContext {
 }
 
 impl RowContext {
-    fn label(&self, class: usize) -> String {
+    fn class_name(&self, class: usize) -> String {
         self.classes
             .get(class)
             .cloned()
@@ -94,7 +94,7 @@ pub fn row(format: Format, outcome: &FileOutcome, ctx: &RowContext) -> String {
             let top: Vec<String> = p
                 .top_k(k)
                 .iter()
-                .map(|&(c, prob)| format!("{} {:.2} %", ctx.label(c), 100.0 * prob))
+                .map(|&(c, prob)| format!("{} {:.2} %", ctx.class_name(c), 100.0 * prob))
                 .collect();
             format!("{path}\t{}", top.join(", "))
         }
@@ -105,7 +105,7 @@ pub fn row(format: Format, outcome: &FileOutcome, ctx: &RowContext) -> String {
             for i in 0..k {
                 match top.get(i) {
                     Some(&(c, prob)) => {
-                        cols.push(csv_field(&ctx.label(c)));
+                        cols.push(csv_field(&ctx.class_name(c)));
                         cols.push(format!("{prob:.6}"));
                     }
                     None => cols.extend([String::new(), String::new()]),
@@ -132,7 +132,7 @@ pub fn row(format: Format, outcome: &FileOutcome, ctx: &RowContext) -> String {
             let top: Vec<serde_json::Value> = p
                 .top_k(k)
                 .iter()
-                .map(|&(c, prob)| serde_json::json!({"label": ctx.label(c), "class": c, "probability": prob}))
+                .map(|&(c, prob)| serde_json::json!({"label": ctx.class_name(c), "class": c, "probability": prob}))
                 .collect();
             serde_json::json!({"path": path, "ok": true, "top": top, "engine": ctx.engine, "provider": ctx.provider})
                 .to_string()
@@ -163,7 +163,7 @@ mod tests {
             path: PathBuf::from(path),
             result: Ok(Prediction {
                 class: 1,
-                label: "dog, big".into(),
+                class_name: "dog, big".into(),
                 probability: 0.7,
                 probabilities: vec![0.2, 0.7, 0.1],
             }),

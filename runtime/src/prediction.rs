@@ -6,7 +6,7 @@ pub struct Prediction {
     /// Index of the most probable class.
     pub class: usize,
     /// Its name (the index as text when the model carries no class names).
-    pub label: String,
+    pub class_name: String,
     /// Its probability.
     pub probability: f32,
     /// All class probabilities.

@@ -169,7 +169,8 @@ pub struct ReferencePredictions {
     /// Images evaluated.
     pub samples: usize,
     /// Classes per prediction.
-    pub classes: usize,
+    #[serde(rename = "classes")]
+    pub num_classes: usize,
     /// `samples x classes` logits, row-major.
     pub logits: Vec<f32>,
 }
@@ -224,10 +225,10 @@ impl ReferencePredictions {
             path: path.to_path_buf(),
             reason,
         };
-        if preds.classes == 0 || preds.classes > crate::model_info::MAX_CLASSES {
+        if preds.num_classes == 0 || preds.num_classes > crate::model_info::MAX_CLASSES {
             return Err(bad(format!(
                 "classes: {} (1 to {} expected)",
-                preds.classes,
+                preds.num_classes,
                 crate::model_info::MAX_CLASSES
             )));
         }
@@ -237,12 +238,12 @@ impl ReferencePredictions {
         if preds.side == 0 || preds.side > crate::preprocess::MAX_INPUT_SIDE {
             return Err(bad(format!("side: {} is not an image side", preds.side)));
         }
-        if Some(preds.logits.len()) != preds.samples.checked_mul(preds.classes) {
+        if Some(preds.logits.len()) != preds.samples.checked_mul(preds.num_classes) {
             return Err(bad(format!(
                 "logits: {} values for {} samples of {} classes",
                 preds.logits.len(),
                 preds.samples,
-                preds.classes
+                preds.num_classes
             )));
         }
         if let Some(i) = preds.logits.iter().position(|v| !v.is_finite()) {
@@ -449,10 +450,10 @@ pub fn verify(
     } else {
         set
     };
-    if reference.classes != set.classes.len() {
+    if reference.num_classes != set.classes.len() {
         return Err(Error::Input(format!(
             "the reference predictions have {} classes, the set {} has {}",
-            reference.classes,
+            reference.num_classes,
             reference.data.display(),
             set.classes.len()
         )));
@@ -468,7 +469,7 @@ pub fn verify(
         )));
     }
     let mut ref_probs = reference.logits.clone();
-    softmax_rows(&mut ref_probs, reference.classes);
+    softmax_rows(&mut ref_probs, reference.num_classes);
     let reference_eval =
         Evaluation::from_scores(ref_probs.clone(), &set.labels, &set.classes, 0.0)?;
     // Looked for once: the search may ask a Python interpreter.

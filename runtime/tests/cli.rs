@@ -232,7 +232,7 @@ fn verify_fails_when_an_engine_disagrees_or_does_not_run() {
         fingerprint: first.fingerprint(),
         side: 32,
         samples: first.len(),
-        classes: 3,
+        num_classes: 3,
         logits: eval.probabilities.iter().map(|p| p.ln()).collect(),
     };
     let verify = |reference: &ReferencePredictions| {

@@ -117,7 +117,7 @@ fn models_without_metadata_use_their_input_shape() {
     let b = nhwc.classify_planar(&images).unwrap();
     for (pa, pb) in a.iter().zip(&b) {
         assert_eq!(pa.class, pb.class);
-        assert_eq!(pb.label, pb.class.to_string());
+        assert_eq!(pb.class_name, pb.class.to_string());
         for (x, y) in pa.probabilities.iter().zip(&pb.probabilities) {
             assert!((x - y).abs() < 1e-5);
         }

@@ -134,7 +134,7 @@ def main():
                "--standin-test", str(size["test"])])
         cifar = os.path.join(data, "cifar-10-batches-bin")
         models = os.path.join(work, "models")
-        common = ["--data", cifar, "--test-limit", str(size["test"]), "--models", models, "--device", "cpu", "--quiet"]
+        common = ["--data", cifar, "--test-limit", str(size["test"]), "--models-dir", models, "--device", "cpu", "--quiet"]
         epochs = str(size["epochs"])
 
         def burn_cnn():

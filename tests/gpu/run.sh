@@ -59,18 +59,18 @@ want() { [[ ",$STEPS," == *",$1,"* ]]; }
 # the same machine skips that work: the warm-up pays it once, on a small set, for both models and
 # the batch sizes the measured runs use. Without --quiet, the logs get a line per loop and then one
 # every 30 s, which shows where the time goes.
-want warmup && step warmup timeout 300 "$T" pipeline --data "$DATA" --models "$WORK/warm" --device cuda \
+want warmup && step warmup timeout 300 "$T" pipeline --data "$DATA" --models-dir "$WORK/warm" --device cuda \
     --epochs 1 --vgg-epochs 1 --train-limit 2000 --test-limit 500 --vgg16 "$WORK/vgg16_bf16.onnx" \
     --name cnn-warm --vgg-name vgg16-warm
 want torch && step torch timeout 90 python3 tests/gpu/torch_cnn.py "$DATA" --epochs 1
-want cuda && step cuda timeout 260 "$T" pipeline --data "$DATA" --models "$WORK/models" --device cuda \
+want cuda && step cuda timeout 260 "$T" pipeline --data "$DATA" --models-dir "$WORK/models" --device cuda \
     --epochs 1 --vgg-epochs 1 --vgg16 "$WORK/vgg16_bf16.onnx" \
     --name cnn-cuda --vgg-name vgg16-cuda
 # The same seed and data on both devices, for the CPU-vs-GPU accuracy difference: 10,000 images,
 # as a CPU epoch of all 50,000 does not fit the call (it did not finish in 170 s on 16 cores).
 if want compare; then
     for device in cuda cpu; do
-        step "compare-$device" timeout 200 "$T" pipeline --data "$DATA" --models "$WORK/models" \
+        step "compare-$device" timeout 200 "$T" pipeline --data "$DATA" --models-dir "$WORK/models" \
             --device "$device" --epochs 1 --train-limit 10000 --models-to-train cnn \
             --name "cnn-10k-$device"
     done

@@ -112,7 +112,7 @@ fn train_export_and_verify_with_ort_and_tract() {
                     .map(|(a, b)| (a - b).abs())
                     .fold(0f32, f32::max);
                 assert!(diff <= 1e-4, "{engine:?} batch {batch} image {i}: {diff}");
-                assert_eq!(p.label, standin::CLASSES[p.class]);
+                assert_eq!(p.class_name, standin::CLASSES[p.class]);
             }
             start += batch;
         }

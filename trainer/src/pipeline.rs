@@ -248,7 +248,7 @@ pub struct Artifacts {
 pub fn train_and_export(run: &TrainRun, splits: &Splits) -> Result<Artifacts> {
     run.validate()?;
     let mut model = run.model.clone();
-    model.classes = splits.train.classes.len();
+    model.num_classes = splits.train.classes.len();
     model.side = splits.train.side;
     struct Work<'a>(&'a TrainRun, &'a Splits, &'a CnnConfig);
     impl OnBackend for Work<'_> {
@@ -358,11 +358,16 @@ fn source_name(path: &std::path::Path, bytes: &[u8]) -> String {
 }
 
 /// Reads the VGG16 base of `run.source` and the transfer model's configuration for `splits`.
-pub fn vgg16_model(run: &Vgg16Run, classes: usize) -> Result<(Vgg16Base, Vgg16Config)> {
+pub fn vgg16_model(run: &Vgg16Run, num_classes: usize) -> Result<(Vgg16Base, Vgg16Config)> {
     run.validate()?;
     let bytes = std::fs::read(&run.source).map_err(|e| Error::io(&run.source, e))?;
     let base = Vgg16Base::from_bytes(&bytes, &run.source)?;
-    let mut config = Vgg16Config::new(&base, &source_name(&run.source, &bytes), classes, run.side);
+    let mut config = Vgg16Config::new(
+        &base,
+        &source_name(&run.source, &bytes),
+        num_classes,
+        run.side,
+    );
     config.freeze = run.freeze;
     config.dropout = run.dropout;
     config.check(&base)?;
@@ -493,7 +498,7 @@ fn save<M, R: Serialize>(
         fingerprint: splits.test.fingerprint(),
         side: splits.test.side,
         samples: splits.test.len(),
-        classes: splits.test.classes.len(),
+        num_classes: splits.test.classes.len(),
         logits: trained.test_logits,
     }
     .save(&reference)?;

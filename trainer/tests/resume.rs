@@ -50,7 +50,7 @@ fn cnn_epochs(data: &Path, models: &Path, epochs: usize, extra: &[&str]) -> Comm
         ])
         .args(["--checkpoint-every", "2", "--data"])
         .arg(data)
-        .arg("--models")
+        .arg("--models-dir")
         .arg(models)
         .args(extra);
     command
@@ -349,7 +349,7 @@ fn a_vgg16_run_killed_in_its_frozen_pass_or_its_epochs_and_resumed_is_the_uninte
             ])
             .args(["--vgg16", &vgg16, "--data"])
             .arg(&data)
-            .arg("--models")
+            .arg("--models-dir")
             .arg(models)
             .args(extra);
         command

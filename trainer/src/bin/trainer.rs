@@ -116,9 +116,9 @@ struct CommonArgs {
     data_dir: PathBuf,
     #[command(flatten)]
     standin: StandinArgs,
-    /// Where the models and their side files go.
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
+    /// The folder the models and their side files go to (`--models` is the older name).
+    #[arg(long, alias = "models", default_value_os_t = TrainRun::default().models_dir)]
+    models_dir: PathBuf,
     /// Where to train: auto (CUDA when usable, else the CPU), cuda or cpu. CUDA needs a build
     /// with `--features cuda` and an NVIDIA driver.
     #[arg(long, default_value = "auto")]
@@ -236,7 +236,7 @@ impl TrainArgs {
     fn run(&self) -> TrainRun {
         TrainRun {
             name: self.name.clone(),
-            models_dir: self.common.models.clone(),
+            models_dir: self.common.models_dir.clone(),
             model: CnnConfig {
                 dropout_conv: self.dropout_conv,
                 dropout_dense: self.dropout_dense,
@@ -307,7 +307,7 @@ impl Vgg16Args {
     fn run(&self, common: &CommonArgs) -> anyhow::Result<Vgg16Run> {
         Ok(Vgg16Run {
             name: self.vgg_name.clone(),
-            models_dir: common.models.clone(),
+            models_dir: common.models_dir.clone(),
             source: pipeline::vgg16_source(self.vgg16.as_deref())?,
             side: self.vgg_size,
             freeze: self.freeze,
@@ -334,7 +334,7 @@ impl Vgg16Args {
 /// Prints the CNN's Keras-style summary.
 fn cnn_summary(run: &TrainRun, splits: &pipeline::Splits) {
     let mut config = run.model.clone();
-    config.classes = splits.train.classes.len();
+    config.num_classes = splits.train.classes.len();
     let summary_model = config.init::<burn::backend::Flex>(&trainer::backend::cpu_device());
     eprintln!(
         "{}",

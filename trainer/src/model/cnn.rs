@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 /// The CNN's shape and dropout rates; the defaults are the article's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CnnConfig {
-    pub classes: usize,
+    /// How many classes (`classes` in the files, as before).
+    #[serde(rename = "classes")]
+    pub num_classes: usize,
     /// Input side in pixels (32 for CIFAR-10).
     pub side: usize,
     pub dropout_conv: f64,
@@ -22,7 +24,7 @@ pub struct CnnConfig {
 impl Default for CnnConfig {
     fn default() -> Self {
         CnnConfig {
-            classes: 10,
+            num_classes: 10,
             side: 32,
             dropout_conv: 0.25,
             dropout_dense: 0.5,
@@ -79,7 +81,7 @@ impl CnnConfig {
             conv3: conv([32, 64], PaddingConfig2d::Same),
             conv4: conv([64, 64], PaddingConfig2d::Valid),
             dense1: dense(flat, 512),
-            dense2: dense(512, self.classes),
+            dense2: dense(512, self.num_classes),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             dropout_conv: DropoutConfig::new(self.dropout_conv).init(),
             dropout_dense: DropoutConfig::new(self.dropout_dense).init(),
@@ -179,10 +181,14 @@ impl<B: Backend> Cnn<B> {
             ),
             (
                 "dense2 (Dense)".into(),
-                format!("(None, {})", config.classes),
+                format!("(None, {})", config.num_classes),
                 dense_params(&self.dense2),
             ),
-            ("softmax".into(), format!("(None, {})", config.classes), 0),
+            (
+                "softmax".into(),
+                format!("(None, {})", config.num_classes),
+                0,
+            ),
         ]
     }
 }

@@ -259,7 +259,7 @@ pub struct Fit<'a, B: Backend, M> {
     pub config: &'a TrainConfig,
     pub train_labels: &'a [u8],
     pub test_labels: &'a [u8],
-    pub classes: usize,
+    pub num_classes: usize,
     /// The input tensor of the training samples with these indices.
     pub batch: &'a dyn Fn(&[usize]) -> Tensor<B, 4>,
     /// Test-set logits of a model.
@@ -328,10 +328,10 @@ pub fn in_batches<B: Backend, const D: usize>(
 }
 
 /// Mean cross-entropy and accuracy of `logits` against `labels`.
-pub fn loss_and_accuracy(logits: &[f32], labels: &[u8], classes: usize) -> (f64, f64) {
+pub fn loss_and_accuracy(logits: &[f32], labels: &[u8], num_classes: usize) -> (f64, f64) {
     let mut loss = 0.0;
     let mut correct = 0;
-    for (row, &label) in logits.chunks_exact(classes).zip(labels) {
+    for (row, &label) in logits.chunks_exact(num_classes).zip(labels) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let log_sum = row
             .iter()
@@ -715,7 +715,7 @@ where
         let (fit, config) = (self.fit, self.fit.config);
         let start = Instant::now();
         let logits = (fit.evaluate)(&model.valid());
-        let (val_loss, val_accuracy) = loss_and_accuracy(&logits, fit.test_labels, fit.classes);
+        let (val_loss, val_accuracy) = loss_and_accuracy(&logits, fit.test_labels, fit.num_classes);
         let seen = self.state.seen.max(1) as f64;
         let record = EpochRecord {
             epoch,
@@ -919,7 +919,7 @@ pub fn train_cnn<B: TrainBackend>(
             config,
             train_labels: &train.labels,
             test_labels: &test.labels,
-            classes: test.classes.len(),
+            num_classes: test.classes.len(),
             batch: &batch,
             evaluate: &evaluate,
             data: data_fingerprint(train, test),

@@ -311,7 +311,7 @@ pub fn train_vgg16<B: TrainBackend>(
         config,
         train_labels: &train.labels,
         test_labels: &test.labels,
-        classes: test.classes.len(),
+        num_classes: test.classes.len(),
         batch: &batch,
         evaluate: &evaluate,
         data: train::data_fingerprint(train, test),

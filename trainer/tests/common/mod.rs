@@ -13,6 +13,7 @@ pub fn train_cli(dir: &Path, (train, test): (usize, usize), args: &[&str]) -> Ou
         .args(["--standin-test", &test.to_string()])
         .arg("--data-dir")
         .arg(dir)
+        // The older name of --models-dir, which users have in scripts.
         .arg("--models")
         .arg(dir.join("models"))
         .output()

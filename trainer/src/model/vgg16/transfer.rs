@@ -84,7 +84,9 @@ pub const DEFAULT_DROPOUT: f64 = 0.5;
 /// The transfer model's shape and its source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vgg16Config {
-    pub classes: usize,
+    /// How many classes (`classes` in the files, as before).
+    #[serde(rename = "classes")]
+    pub num_classes: usize,
     /// Input side in pixels: 32 (CIFAR-10's own) or larger, upscaled.
     pub side: usize,
     pub hidden: usize,
@@ -97,9 +99,9 @@ pub struct Vgg16Config {
 
 impl Vgg16Config {
     /// The article's model for `classes` classes at `side` pixels, from `base`.
-    pub fn new(base: &Vgg16Base, source: &str, classes: usize, side: usize) -> Self {
+    pub fn new(base: &Vgg16Base, source: &str, num_classes: usize, side: usize) -> Self {
         Vgg16Config {
-            classes,
+            num_classes,
             side,
             hidden: 256,
             dropout: DEFAULT_DROPOUT,
@@ -173,7 +175,7 @@ impl Vgg16Config {
         Vgg16Transfer {
             features: base_model,
             dense1: dense(flat, self.hidden),
-            dense2: dense(self.hidden, self.classes),
+            dense2: dense(self.hidden, self.num_classes),
             dropout: DropoutConfig::new(self.dropout).init(),
             start: 0,
         }
@@ -273,10 +275,14 @@ impl<B: Backend> Vgg16Transfer<B> {
         ));
         rows.push((
             "dense2 (Dense)".into(),
-            format!("(None, {})", config.classes),
+            format!("(None, {})", config.num_classes),
             dense(&self.dense2),
         ));
-        rows.push(("softmax".into(), format!("(None, {})", config.classes), 0));
+        rows.push((
+            "softmax".into(),
+            format!("(None, {})", config.num_classes),
+            0,
+        ));
         (rows, frozen)
     }
 }
