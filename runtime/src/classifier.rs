@@ -86,16 +86,20 @@ impl ClassifierBuilder {
     }
 
     /// For a model whose shape leaves the size open and that carries no preprocessing: the size
-    /// of the overrides, in the layout they or the model's shape say, unscaled RGB otherwise.
+    /// of the overrides, in the layout they or the model's shape say, with what the ONNX standard
+    /// image metadata says (else RGB scaled to 0..1).
     fn sized_by_overrides(&self, info: &ModelInfo) -> Option<InputConfig> {
         let (height, width) = self.overrides.size?;
         let layout = self.overrides.layout.or_else(|| info.image_layout())?;
-        Some(InputConfig {
+        let mut config = InputConfig {
             height,
             width,
             layout,
             ..InputConfig::unit_rgb(height)
-        })
+        };
+        // Checked when the model was read.
+        config.apply_standard_metadata(&info.metadata).ok()?;
+        Some(config)
     }
 
     /// Loads a model from memory; `name` only names it in errors.
@@ -125,7 +129,7 @@ impl ClassifierBuilder {
                     .ok_or_else(|| Error::BadModel {
                         path: name.to_path_buf(),
                         reason: format!(
-                            "input {:?} of shape {} is not an image batch with 3 channels and a fixed size (a size given with the input overrides fixes it)",
+                            "input {:?} of shape {} is not an image batch with 3 channels and a fixed size (input overrides with a size, and a layout where the shape does not say it, fix that)",
                             info.input.name,
                             info.input.shape_text()
                         ),

@@ -212,15 +212,17 @@ impl Checkpoints {
     }
 
     /// The newest checkpoint that reads back whole, with a notice for each newer one that did
-    /// not (and was skipped). `None` when there is none. Older ones beyond the newest two (left
-    /// by a run killed between a save and its clean-up) are removed.
+    /// not (and was skipped, then removed). `None` when there is none. Older ones beyond two
+    /// (left by a run killed between a save and its clean-up) are removed.
     pub fn newest(&self) -> Result<(Option<Saved>, Vec<String>), CheckpointError> {
         let mut notices = Vec::new();
         let listed = self.listed()?;
         for (i, (position, path)) in listed.iter().enumerate() {
             match read(path, *position) {
                 Ok(saved) => {
-                    for (_, old) in listed.iter().skip(self.keep.max(i + 1)) {
+                    // The damaged ones before it are of no use; nor are more than `keep`.
+                    let damaged = listed.iter().take(i);
+                    for (_, old) in damaged.chain(listed.iter().skip(i + self.keep)) {
                         let _ = std::fs::remove_dir_all(old);
                     }
                     return Ok((Some(saved), notices));
@@ -352,13 +354,15 @@ mod tests {
             notices[0].contains("epoch-0002-batch-000000"),
             "{notices:?}"
         );
+        // The damaged one is gone: it would take one of the two places.
+        assert!(!newest.exists());
         // A state file cut short.
         let first = dir.path().join("epoch-0001-batch-000000/state.json");
         let text = std::fs::read(&first).unwrap();
         std::fs::write(&first, &text[..text.len() / 2]).unwrap();
         let (saved, notices) = c.newest().unwrap();
         assert!(saved.is_none());
-        assert_eq!(notices.len(), 2);
+        assert_eq!(notices.len(), 1);
         save(&c, 3, 0);
         assert!(!dir.path().join(".tmp-abc").exists());
         c.clear().unwrap();

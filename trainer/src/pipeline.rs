@@ -40,6 +40,15 @@ pub struct Driving {
 }
 
 impl Driving {
+    /// Removes the run's old checkpoints unless it resumes, before anything runs: a CPU rerun
+    /// after a CUDA failure then finds only this run's.
+    fn start_afresh(&self, models_dir: &Path, name: &str) -> Result<()> {
+        if self.checkpoints.is_some_and(|c| !c.resume) {
+            crate::checkpoint::Checkpoints::new(checkpoint_dir(models_dir, name)).clear()?;
+        }
+        Ok(())
+    }
+
     /// The training loop's [`Control`] for the run `name` whose files go to `models_dir`;
     /// `after_cuda_failure` resumes from CUDA's checkpoints whatever was asked.
     fn control(&self, models_dir: &Path, name: &str, after_cuda_failure: bool) -> Control {
@@ -247,6 +256,7 @@ pub struct Artifacts {
 /// configuration beside it.
 pub fn train_and_export(run: &TrainRun, splits: &Splits) -> Result<Artifacts> {
     run.validate()?;
+    run.driving.start_afresh(&run.models_dir, &run.name)?;
     let mut model = run.model.clone();
     model.num_classes = splits.train.classes.len();
     model.side = splits.train.side;
@@ -378,6 +388,7 @@ pub fn vgg16_model(run: &Vgg16Run, num_classes: usize) -> Result<(Vgg16Base, Vgg
 /// test-set predictions beside it.
 pub fn train_vgg16_and_export(run: &Vgg16Run, splits: &Splits) -> Result<(Artifacts, CacheReport)> {
     let (base, config) = vgg16_model(run, splits.train.classes.len())?;
+    run.driving.start_afresh(&run.models_dir, &run.name)?;
     struct Work<'a>(&'a Vgg16Run, &'a Splits, &'a Vgg16Base, &'a Vgg16Config);
     impl OnBackend for Work<'_> {
         type Output = (Artifacts, CacheReport);
@@ -492,7 +503,7 @@ fn save<M, R: Serialize>(
     let onnx = dir.join(format!("{name}.onnx"));
     files::write_file(&onnx, onnx_bytes)?;
     let reference = ReferencePredictions::path_for(&onnx);
-    ReferencePredictions {
+    let predictions = ReferencePredictions {
         producer: producer.to_string(),
         data: splits.source.clone(),
         fingerprint: splits.test.fingerprint(),
@@ -500,8 +511,8 @@ fn save<M, R: Serialize>(
         samples: splits.test.len(),
         num_classes: splits.test.classes.len(),
         logits: trained.test_logits,
-    }
-    .save(&reference)?;
+    };
+    files::as_one_write(|| predictions.save(&reference))?;
     let history_path = dir.join(format!("{name}.history.json"));
     let mut history = trained.history;
     history.warnings = splits.warnings.clone();
@@ -612,6 +623,18 @@ pub fn run(config: &PipelineConfig, splits: &Splits) -> Result<PipelineReport> {
     if let Some(run) = &config.vgg16 {
         run.validate()?;
     }
+    if let (Some(cnn), Some(vgg16)) = (&config.cnn, &config.vgg16) {
+        if cnn.name == vgg16.name {
+            return Err(ConfigError::new(
+                "vgg16.name",
+                format!(
+                    "{:?} is the CNN's name too: their files would overwrite each other",
+                    vgg16.name
+                ),
+            )
+            .into());
+        }
+    }
     crate::error::positive("verify.batch", config.verify.batch)?;
     let stop_before = |next: &str| -> Result<()> {
         if config
@@ -638,6 +661,7 @@ pub fn run(config: &PipelineConfig, splits: &Splits) -> Result<PipelineReport> {
     let ort_missing = ensure_onnxruntime().err().map(|why| why.to_string());
     let mut verified = Vec::new();
     for made in &artifacts {
+        stop_before(&format!("verifying {}", made.onnx.display()))?;
         verified.push(verify(
             &made.onnx,
             &splits.test,

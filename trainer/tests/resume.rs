@@ -240,6 +240,13 @@ fn a_cnn_run_killed_anywhere_and_resumed_is_the_uninterrupted_run() {
             .map(Vec::len),
         Some(4)
     );
+    // Fewer epochs than the checkpoint has done: refused, not a model past what was asked.
+    let out = cnn_epochs(&data, &models, 2, &["--resume"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("past the 2 epochs"), "{log}");
 }
 
 #[test]

@@ -101,6 +101,15 @@ fn patience_stops_a_run_whose_validation_loss_no_longer_improves() {
     assert_eq!(h.epochs.len(), 3, "{:?}", h.epochs);
     assert!(h.stopped_early);
     assert_eq!((h.best_epoch, h.kept_epoch), (Some(1), Some(1)));
+    // Patience running out at the last epoch is no early stop.
+    let (run, _) = trained(TrainConfig {
+        epochs: 3,
+        learning_rate: 0.0,
+        patience: Some(2),
+        ..TrainConfig::default()
+    });
+    assert_eq!(run.history.epochs.len(), 3);
+    assert!(!run.history.stopped_early);
 }
 
 #[test]

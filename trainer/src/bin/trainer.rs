@@ -431,7 +431,7 @@ fn main() {
             }
             Some(Error::Stopped(_)) => {
                 eprintln!(
-                    "stopped before training began: nothing to resume; run the same command again"
+                    "stopped before training began; the same command with --resume does the rest"
                 );
                 std::process::exit(130);
             }

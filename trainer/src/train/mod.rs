@@ -493,6 +493,14 @@ where
         self.fit.control.stop_requested()
     }
 
+    /// The validation loss has not improved for `patience` epochs.
+    fn out_of_patience(&self) -> bool {
+        self.fit
+            .config
+            .patience
+            .is_some_and(|patience| self.state.since_best >= patience)
+    }
+
     /// Starts afresh (removing older checkpoints) or, when asked, continues from the newest
     /// checkpoint made with the same data and settings.
     fn start(&mut self, model: M, resume: bool) -> Result<M> {
@@ -535,6 +543,20 @@ where
                 path: saved.path,
                 what: format!("other settings ({})", changed.join("; ")),
                 hint: "resume with those, or start afresh without --resume",
+            });
+        }
+        let asked = Position {
+            epoch: self.fit.config.epochs,
+            batch: 0,
+        };
+        if saved.position > asked {
+            return Err(Error::OtherRun {
+                path: saved.path,
+                what: format!(
+                    "a run already past the {} epochs asked for now ({})",
+                    asked.epoch, saved.position
+                ),
+                hint: "resume with at least as many epochs, or start afresh without --resume",
             });
         }
         let device = self.fit.device;
@@ -751,10 +773,9 @@ where
         } else {
             self.state.since_best += 1;
         }
-        if config
-            .patience
-            .is_some_and(|patience| self.state.since_best >= patience)
-        {
+        // Patience running out at the last epoch is no early stop; a run resumed with more epochs
+        // stops at the start of the next one, as an uninterrupted run would have here.
+        if self.out_of_patience() && epoch < config.epochs {
             self.state.stopped_early = true;
             if fit.control.show_progress {
                 eprintln!(
@@ -835,7 +856,8 @@ where
         if epoch <= run.position.epoch {
             continue;
         }
-        if run.state.stopped_early {
+        if run.state.stopped_early || run.out_of_patience() {
+            run.state.stopped_early = true;
             break;
         }
         let skip = if epoch == run.position.epoch + 1 {
