@@ -283,15 +283,7 @@ pub fn train_and_export(run: &TrainRun, splits: &Splits) -> Result<Artifacts> {
                 &control,
             )?;
             let bytes = export::cnn_to_onnx(&trained.model, model, &splits.train.classes);
-            save(
-                &run.models_dir,
-                &run.name,
-                splits,
-                &bytes,
-                trained,
-                name,
-                run,
-            )
+            save(run, splits, &bytes, trained, name)
         }
     }
     backend::dispatch(run.device, Work(run, splits, &model))
@@ -418,15 +410,7 @@ pub fn train_vgg16_and_export(run: &Vgg16Run, splits: &Splits) -> Result<(Artifa
                 &control,
             )?;
             let bytes = export::vgg16_to_onnx(&trained.model, config, &splits.train.classes);
-            let artifacts = save(
-                &run.models_dir,
-                &run.name,
-                splits,
-                &bytes,
-                trained,
-                name,
-                run,
-            )?;
+            let artifacts = save(run, splits, &bytes, trained, name)?;
             Ok((artifacts, report))
         }
     }
@@ -489,16 +473,39 @@ struct DataUsed<'a> {
     test_fingerprint: String,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn save<M, R: Serialize>(
-    dir: &Path,
-    name: &str,
+/// A run whose files [`save`] writes: into `models_dir`, named `name.*`, with the run itself as
+/// `name.config.json`.
+trait RunFiles: Serialize {
+    fn models_dir(&self) -> &Path;
+    fn name(&self) -> &str;
+}
+
+impl RunFiles for TrainRun {
+    fn models_dir(&self) -> &Path {
+        &self.models_dir
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl RunFiles for Vgg16Run {
+    fn models_dir(&self) -> &Path {
+        &self.models_dir
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+fn save<M, R: RunFiles>(
+    run: &R,
     splits: &Splits,
     onnx_bytes: &[u8],
     trained: Trained<M>,
     producer: &str,
-    run: &R,
 ) -> Result<Artifacts> {
+    let (dir, name) = (run.models_dir(), run.name());
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let onnx = dir.join(format!("{name}.onnx"));
     files::write_file(&onnx, onnx_bytes)?;

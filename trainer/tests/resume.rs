@@ -137,6 +137,28 @@ fn partial_files(models: &Path, name: &str) -> Vec<String> {
     found
 }
 
+/// After a stop: no partial file in `models`, and `--resume` (with `args`) ends as `reference`.
+fn resumed_without_leftovers(data: &Path, models: &Path, args: &[&str], reference: &Path) {
+    let leftovers = partial_files(models, "cnn");
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    finish(&mut cnn(data, models, &[args, &["--resume"]].concat()));
+    assert_same_run(reference, models, "cnn");
+}
+
+/// Runs `command` until checkpoint `at` appears, then sends it `signals` (`INT`, `TERM`) in turn;
+/// how it ended, with its stderr.
+fn interrupt(mut command: Command, at: &Path, signals: &[&str]) -> Output {
+    let mut child = command
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the trainer starts");
+    assert!(wait_for(at, &mut child), "{} never appeared", at.display());
+    for name in signals {
+        signal(&child, name);
+    }
+    child.wait_with_output().expect("the trainer ends")
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -273,16 +295,11 @@ fn ctrl_c_stops_after_a_checkpoint_with_130_and_a_second_stops_at_once() {
     eprintln!("the uninterrupted run kept epoch {kept}");
 
     let models = dir.path().join("interrupted");
-    let mut child = cnn(&data, &models, &keep_best)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    assert!(wait_for(
+    let out = interrupt(
+        cnn(&data, &models, &keep_best),
         &models.join("cnn.checkpoints/epoch-0002-batch-000002"),
-        &mut child
-    ));
-    signal(&child, "INT");
-    let out = child.wait_with_output().expect("wait");
+        &["INT"],
+    );
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{log}");
     assert!(log.contains("--resume"), "{log}");
@@ -292,37 +309,17 @@ fn ctrl_c_stops_after_a_checkpoint_with_130_and_a_second_stops_at_once() {
         .max()
         .unwrap();
     assert!(newest.join("best.mpk").is_file(), "{}", newest.display());
-    let leftovers = partial_files(&models, "cnn");
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-    finish(&mut cnn(
-        &data,
-        &models,
-        &[&keep_best[..], &["--resume"]].concat(),
-    ));
-    assert_same_run(&reference, &models, "cnn");
+    resumed_without_leftovers(&data, &models, &keep_best, &reference);
 
     // SIGTERM as Ctrl-C; then a second signal before the batch ends stops at once.
     let models = dir.path().join("twice");
-    let mut child = cnn(&data, &models, &keep_best)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    assert!(wait_for(
+    let out = interrupt(
+        cnn(&data, &models, &keep_best),
         &models.join("cnn.checkpoints/epoch-0000-batch-000002"),
-        &mut child
-    ));
-    signal(&child, "TERM");
-    signal(&child, "INT");
-    let out = child.wait_with_output().expect("wait");
+        &["TERM", "INT"],
+    );
     assert_eq!(out.status.code(), Some(130), "{out:?}");
-    let leftovers = partial_files(&models, "cnn");
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-    finish(&mut cnn(
-        &data,
-        &models,
-        &[&keep_best[..], &["--resume"]].concat(),
-    ));
-    assert_same_run(&reference, &models, "cnn");
+    resumed_without_leftovers(&data, &models, &keep_best, &reference);
 }
 
 #[test]

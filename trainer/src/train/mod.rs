@@ -270,6 +270,31 @@ pub struct Fit<'a, B: Backend, M> {
     pub control: &'a Control,
 }
 
+impl<'a, B: Backend, M> Fit<'a, B, M> {
+    /// A run on the `(train, test)` data sets: their labels, class count and fingerprint, with
+    /// `batch` and `evaluate` giving the model's inputs and the test-set logits.
+    pub fn on_sets(
+        device: &'a B::Device,
+        config: &'a TrainConfig,
+        (train, test): (&'a Dataset, &'a Dataset),
+        batch: &'a dyn Fn(&[usize]) -> Tensor<B, 4>,
+        evaluate: &'a dyn Fn(&M) -> Vec<f32>,
+        control: &'a Control,
+    ) -> Self {
+        Fit {
+            device,
+            config,
+            train_labels: &train.labels,
+            test_labels: &test.labels,
+            num_classes: test.classes.len(),
+            batch,
+            evaluate,
+            data: data_fingerprint(train, test),
+            control,
+        }
+    }
+}
+
 /// Builds the `[n, 3, height, width]` input tensor of planar images, preprocessed as `config`
 /// says (its layout must be NCHW).
 pub fn images_tensor<B: Backend>(
@@ -934,21 +959,8 @@ pub fn train_cnn<B: TrainBackend>(
     let input = InputConfig::unit_rgb(train.side);
     let batch = |indices: &[usize]| images_of::<B>(train, indices, &input, device);
     let evaluate = |m: &Cnn<B::InnerBackend>| predict(m, test, config.eval_batch_size, device);
-    let (model, test_logits) = fit(
-        model,
-        &Fit {
-            device,
-            config,
-            train_labels: &train.labels,
-            test_labels: &test.labels,
-            num_classes: test.classes.len(),
-            batch: &batch,
-            evaluate: &evaluate,
-            data: data_fingerprint(train, test),
-            control,
-        },
-        &mut history,
-    )?;
+    let run = Fit::on_sets(device, config, (train, test), &batch, &evaluate, control);
+    let (model, test_logits) = fit(model, &run, &mut history)?;
     Ok(Trained {
         model,
         history,

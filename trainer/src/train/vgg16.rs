@@ -306,17 +306,7 @@ pub fn train_vgg16<B: TrainBackend>(
         inputs.evaluate(m, test.len(), config.eval_batch_size, device)
     };
     let start = inputs.start();
-    let fit = Fit {
-        device,
-        config,
-        train_labels: &train.labels,
-        test_labels: &test.labels,
-        num_classes: test.classes.len(),
-        batch: &batch,
-        evaluate: &evaluate,
-        data: train::data_fingerprint(train, test),
-        control,
-    };
+    let fit = Fit::on_sets(device, config, (train, test), &batch, &evaluate, control);
     let (model, test_logits) = train::fit(model.starting_at(start), &fit, &mut history)?;
     Ok((
         Trained {
