@@ -31,6 +31,63 @@ pub struct FileList {
     pub skipped: usize,
 }
 
+/// Shard `index` (from 1) of `count`: a contiguous share of a file list in its order, so that the
+/// outputs of shards 1 to `count`, one after the other, are the unsharded run's. The list's order
+/// comes from the paths alone (each folder walked in name order), so every machine given the same
+/// files and the same `count` picks the same share: one shard per task of a Kubernetes Indexed
+/// Job or a Slurm array (whose indices from 0 need 1 added).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which shard, from 1.
+    pub index: usize,
+    /// How many shards.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `K/N`, with `1 <= K <= N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a shard K/N with 1 <= K <= N");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = k.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// The positions of this shard's share of `len` items: `len / count` or one more each.
+    pub fn range(&self, len: usize) -> std::ops::Range<usize> {
+        let at = |k: usize| k * len / self.count;
+        at(self.index - 1)..at(self.index)
+    }
+
+    /// Whether this is the first shard, the one that also reports what could not be listed (and,
+    /// in a CSV or table, writes the header).
+    pub fn is_first(&self) -> bool {
+        self.index == 1
+    }
+}
+
+impl FileList {
+    /// This list's share for `shard`: its files in [`Shard::range`]; the paths that could not be
+    /// listed go to the first shard, the count of skipped files too.
+    pub fn shard(mut self, shard: Shard) -> FileList {
+        let range = shard.range(self.files.len());
+        self.files = self.files.drain(range).collect();
+        if !shard.is_first() {
+            self.errors.clear();
+            self.skipped = 0;
+        }
+        self
+    }
+}
+
 /// Lists the files to classify: each file as given, each folder walked recursively in name
 /// order. Symbolic links are followed, but a folder already visited (a link loop) is not
 /// entered twice.
@@ -185,4 +242,28 @@ pub fn classify_files(
         }
         flush(&mut ready, classifier);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_a_list_into_contiguous_shares_that_concatenate_to_it() {
+        assert_eq!("2/3".parse(), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        for len in [0, 1, 5, 7, 100] {
+            for count in 1..=8 {
+                let mut joined = Vec::new();
+                for index in 1..=count {
+                    let range = Shard { index, count }.range(len);
+                    assert!(range.len() <= len / count + 1);
+                    joined.extend(range);
+                }
+                assert_eq!(joined, (0..len).collect::<Vec<_>>(), "{len} in {count}");
+            }
+        }
+    }
 }

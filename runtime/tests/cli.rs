@@ -262,3 +262,64 @@ fn verify_fails_when_an_engine_disagrees_or_does_not_run() {
     let (ok, stderr) = verify(&reference);
     assert!(!ok && stderr.contains("tract disagrees"), "{stderr}");
 }
+
+#[test]
+fn shards_of_a_folder_run_concatenate_to_the_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(images.join("sub")).unwrap();
+    for i in 0..23u8 {
+        let folder = if i % 3 == 0 {
+            images.join("sub")
+        } else {
+            images.clone()
+        };
+        image::RgbImage::from_pixel(8, 8, image::Rgb([i * 10, 255 - i * 10, i]))
+            .save(folder.join(format!("img{i:02}.png")))
+            .unwrap();
+    }
+    std::fs::write(images.join("broken.png"), b"not a png").unwrap();
+    let missing = dir.path().join("missing.png");
+    let run = |format: &str, shard: Option<&str>, out: &Path| {
+        let mut command = runtime();
+        command
+            .args([
+                "classify", "--engine", "tract", "--top-k", "2", "--format", format,
+            ])
+            .arg(tiny_model())
+            .arg(&images)
+            .arg(&missing)
+            .arg("-o")
+            .arg(out);
+        if let Some(shard) = shard {
+            command.args(["--shard", shard]);
+        }
+        let result = command.output().unwrap();
+        // The broken and the missing file fail the run (exit 1), in whichever shard has them.
+        assert!(matches!(result.status.code(), Some(0 | 1)), "{result:?}");
+        std::fs::read_to_string(out).unwrap()
+    };
+    for format in ["csv", "jsonl"] {
+        let whole = run(format, None, &dir.path().join(format!("all.{format}")));
+        assert_eq!(whole.lines().count(), 25 + usize::from(format == "csv"));
+        let mut joined = String::new();
+        for k in 1..=4 {
+            let part = run(
+                format,
+                Some(&format!("{k}/4")),
+                &dir.path().join(format!("part{k}.{format}")),
+            );
+            assert!(!part.is_empty());
+            joined.push_str(&part);
+        }
+        assert_eq!(joined, whole, "{format}");
+    }
+    let bad = runtime()
+        .args(["classify", "--shard", "5/4"])
+        .arg(tiny_model())
+        .arg(&images)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("1 <= K <= N"));
+}

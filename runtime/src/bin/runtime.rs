@@ -8,7 +8,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use runtime::batch::{classify_files, collect_files, BatchOptions};
+use runtime::batch::{classify_files, collect_files, BatchOptions, Shard};
 use runtime::data::CifarSplit;
 use runtime::output::{header, row, Format, RowContext};
 use runtime::preprocess;
@@ -131,6 +131,11 @@ struct ClassifyArgs {
     /// Write the results to this file (atomically: complete or not at all) instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Only shard K of N (`K/N`, K from 1): a contiguous share of the files in path order, the
+    /// same on every machine; the outputs of shards 1 to N, concatenated, are the unsharded
+    /// run's (only shard 1 writes the header).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
     #[command(flatten)]
     input: InputArgs,
 }
@@ -250,6 +255,11 @@ fn classify(args: &ClassifyArgs) -> anyhow::Result<bool> {
         false,
     )?;
     let list = collect_files(&args.paths);
+    let list = match args.shard {
+        Some(shard) => list.shard(shard),
+        None => list,
+    };
+    let first = args.shard.is_none_or(|shard| shard.is_first());
     let ctx = RowContext {
         classes: classifier.info().classes.clone().unwrap_or_default(),
         top_k,
@@ -273,7 +283,7 @@ fn classify(args: &ClassifyArgs) -> anyhow::Result<bool> {
             bar.suspend(|| println!("{line}"));
         }
     };
-    if let Some(h) = header(format, &ctx) {
+    if let Some(h) = header(format, &ctx).filter(|_| first) {
         out(h);
     }
     let mut failed = 0;
