@@ -34,6 +34,23 @@ enum Command {
     ///
     /// Exit status: 0 when every file was classified, 1 when any failed (each is reported).
     Classify(ClassifyArgs),
+    /// Write a Triton Inference Server model repository entry for an ONNX file:
+    /// `REPO/<name>/config.pbtxt`, `REPO/<name>/1/model.onnx` and `labels.txt` from its classes.
+    TritonRepo {
+        /// The ONNX model.
+        model: PathBuf,
+        /// The repository folder (Triton's `--model-repository`).
+        repo: PathBuf,
+        /// The model's name in the repository (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// The largest batch Triton forms (0: no batching).
+        #[arg(long, default_value_t = runtime::triton::TritonOptions::default().max_batch_size)]
+        max_batch_size: usize,
+        /// Let Triton batch single requests, waiting at most this many microseconds.
+        #[arg(long, value_name = "MICROSECONDS")]
+        dynamic_batching: Option<u64>,
+    },
     /// Accuracy, per-class accuracy and confusion matrix on a labelled set.
     Evaluate {
         /// The ONNX model.
@@ -465,6 +482,22 @@ fn main() -> anyhow::Result<()> {
         } => {
             let mut classifier = load_as_is(&model, engine, &providers, threads)?;
             bench(&mut classifier, &batch, runs.max(1), format)?;
+        }
+        Command::TritonRepo {
+            model,
+            repo,
+            name,
+            max_batch_size,
+            dynamic_batching,
+        } => {
+            let options = runtime::triton::TritonOptions {
+                name,
+                max_batch_size,
+                dynamic_batching,
+            };
+            let made = runtime::triton::write_repository(&model, &repo, &options)?;
+            print!("{}", made.config);
+            eprintln!("wrote {}", made.dir.display());
         }
         Command::Info { model } => {
             let bytes =

@@ -1,0 +1,160 @@
+//! The Triton model repository, checked with Triton's own schema: `config.pbtxt` is parsed by the
+//! `model_config_pb2` that PyPI's `tritonclient` ships (with protobuf's strict text parser, so an
+//! unknown field fails), and every field is compared with the ONNX file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TRITONCLIENT: &str = "tritonclient==2.73.0";
+/// The protobuf runtime that tritonclient 2.73.0's generated code asks for.
+const PROTOBUF: &str = "protobuf==6.33.5";
+
+/// A folder holding `tritonclient` and `protobuf`, unpacked from their wheels (fetched once with
+/// `pip download` and kept in the build's temporary folder).
+fn schema_site() -> PathBuf {
+    let site = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tritonclient-2.73.0");
+    if site.join("tritonclient/grpc/model_config_pb2.py").is_file() {
+        return site;
+    }
+    let wheels = tempfile::tempdir().expect("a temporary folder");
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+        ])
+        .args([TRITONCLIENT, PROTOBUF, "-d"])
+        .arg(wheels.path())
+        .status()
+        .expect("python3 -m pip runs");
+    assert!(status.success(), "pip download {TRITONCLIENT} {PROTOBUF}");
+    let unpacked = Path::new(env!("CARGO_TARGET_TMPDIR")).join(".tritonclient-unpacking");
+    let _ = std::fs::remove_dir_all(&unpacked);
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import glob, sys, zipfile\nfor w in glob.glob(sys.argv[2] + '/*.whl'): zipfile.ZipFile(w).extractall(sys.argv[1])",
+        ])
+        .arg(&unpacked)
+        .arg(wheels.path())
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&site);
+    std::fs::rename(&unpacked, &site).expect("the unpacked wheels move into place");
+    site
+}
+
+/// `config.pbtxt` as Triton reads it, as JSON.
+fn parsed_by_triton(config: &Path) -> serde_json::Value {
+    let site = schema_site();
+    let script = r#"
+import importlib.util, json, sys
+from google.protobuf import text_format
+spec = importlib.util.spec_from_file_location("model_config_pb2", sys.argv[2] + "/tritonclient/grpc/model_config_pb2.py")
+pb = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(pb)
+c = text_format.Parse(open(sys.argv[1]).read(), pb.ModelConfig())
+name = pb.DataType.Name
+print(json.dumps({
+    "name": c.name, "platform": c.platform, "max_batch_size": c.max_batch_size,
+    "input": [[t.name, name(t.data_type), list(t.dims)] for t in c.input],
+    "output": [[t.name, name(t.data_type), list(t.dims), t.label_filename] for t in c.output],
+    "dynamic_batching": c.HasField("dynamic_batching"),
+    "delay": c.dynamic_batching.max_queue_delay_microseconds,
+}))
+"#;
+    let out = Command::new("python3")
+        .env("PYTHONPATH", &site)
+        .args(["-c", script])
+        .arg(config)
+        .arg(&site)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "Triton's schema refused {}: {}",
+        config.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn a_triton_repository_matches_the_model_field_by_field() {
+    let model = fixture("tiny_classifier.onnx");
+    let info = runtime::ModelInfo::from_bytes(&std::fs::read(&model).unwrap(), &model).unwrap();
+    let dims = |shape: &[Option<usize>]| -> Vec<i64> {
+        shape[1..]
+            .iter()
+            .map(|d| d.map_or(-1, |d| d as i64))
+            .collect()
+    };
+    let repo = tempfile::tempdir().unwrap();
+    let options = runtime::triton::TritonOptions {
+        name: Some("tiny".into()),
+        max_batch_size: 16,
+        dynamic_batching: Some(250),
+    };
+    let made = runtime::triton::write_repository(&model, repo.path(), &options).unwrap();
+    assert_eq!(made.dir, repo.path().join("tiny"));
+    let config = parsed_by_triton(&made.dir.join("config.pbtxt"));
+    assert_eq!(config["name"], "tiny");
+    assert_eq!(config["platform"], "onnxruntime_onnx");
+    assert_eq!(config["max_batch_size"], 16);
+    assert_eq!(info.input.shape[0], None, "the fixture's batch is symbolic");
+    let input = &config["input"][0];
+    assert_eq!(input[0], info.input.name.as_str());
+    assert_eq!(input[1], "TYPE_FP32");
+    assert_eq!(input[2], serde_json::json!(dims(&info.input.shape)));
+    let output = &config["output"][0];
+    assert_eq!(output[0], info.output.name.as_str());
+    assert_eq!(output[2], serde_json::json!(dims(&info.output.shape)));
+    assert_eq!(
+        (config["dynamic_batching"].clone(), config["delay"].clone()),
+        (true.into(), 250.into())
+    );
+    assert_eq!(
+        std::fs::read(made.dir.join("1/model.onnx")).unwrap(),
+        std::fs::read(&model).unwrap()
+    );
+    match &info.classes {
+        Some(classes) => {
+            assert_eq!(output[3], "labels.txt");
+            let labels = std::fs::read_to_string(made.dir.join("labels.txt")).unwrap();
+            assert_eq!(labels.lines().collect::<Vec<_>>(), *classes);
+        }
+        None => assert_eq!(output[3], ""),
+    }
+
+    // Without batching: max_batch_size 0 and the full dims, batch included; no dynamic batching.
+    let unbatched = runtime::triton::TritonOptions {
+        max_batch_size: 0,
+        dynamic_batching: Some(250),
+        ..options
+    };
+    let made = runtime::triton::write_repository(&model, repo.path(), &unbatched).unwrap();
+    let config = parsed_by_triton(&made.dir.join("config.pbtxt"));
+    assert_eq!(config["max_batch_size"], 0);
+    assert_eq!(
+        config["input"][0][2].as_array().map(Vec::len),
+        Some(info.input.shape.len())
+    );
+    assert_eq!(config["dynamic_batching"], false);
+
+    // A name Triton cannot take as a folder is refused.
+    let bad = runtime::triton::TritonOptions {
+        name: Some("../up".into()),
+        ..runtime::triton::TritonOptions::default()
+    };
+    assert!(runtime::triton::write_repository(&model, repo.path(), &bad).is_err());
+}
