@@ -324,10 +324,10 @@ impl InputConfig {
             meta.get(k)
                 .ok_or_else(|| MetadataError::new(k, format!("missing beside {}", keys::SIZE)))
         };
-        let (h, w) = size
-            .contains('x')
-            .then(|| parse_size(size).ok())
-            .flatten()
+        // The metadata always writes both sides (no `N` for `NxN`).
+        let (h, w) = parse_size(size)
+            .ok()
+            .filter(|_| size.contains('x'))
             .ok_or_else(|| MetadataError::new(keys::SIZE, format!("expected HxW, got {size:?}")))?;
         let layout: Layout = get(keys::LAYOUT)?
             .parse()

@@ -9,11 +9,19 @@ const TRITONCLIENT: &str = "tritonclient==2.73.0";
 /// The protobuf runtime that tritonclient 2.73.0's generated code asks for.
 const PROTOBUF: &str = "protobuf==6.33.5";
 
-/// A folder holding `tritonclient` and `protobuf`, unpacked from their wheels (fetched once with
-/// `pip download` and kept in the build's temporary folder).
+/// A folder holding Triton's `model_config_pb2.py` (taken out of the `tritonclient` wheel by the
+/// runtime's own wheel fetcher) and the `protobuf` package it needs (its wheel unpacked), kept in
+/// the build's temporary folder.
 fn schema_site() -> PathBuf {
-    let site = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tritonclient-2.73.0");
-    if site.join("tritonclient/grpc/model_config_pb2.py").is_file() {
+    let site = Path::new(env!("CARGO_TARGET_TMPDIR")).join("triton-schema");
+    runtime::pip::fetch_wheel_file(
+        TRITONCLIENT,
+        None,
+        "tritonclient/grpc/model_config_pb2.py",
+        &site.join("model_config_pb2.py"),
+    )
+    .expect("Triton's model_config_pb2.py from PyPI");
+    if site.join("google/protobuf").is_dir() {
         return site;
     }
     let wheels = tempfile::tempdir().expect("a temporary folder");
@@ -26,25 +34,26 @@ fn schema_site() -> PathBuf {
             "--no-deps",
             "--only-binary=:all:",
         ])
-        .args([TRITONCLIENT, PROTOBUF, "-d"])
+        .args([PROTOBUF, "-d"])
         .arg(wheels.path())
         .status()
         .expect("python3 -m pip runs");
-    assert!(status.success(), "pip download {TRITONCLIENT} {PROTOBUF}");
-    let unpacked = Path::new(env!("CARGO_TARGET_TMPDIR")).join(".tritonclient-unpacking");
+    assert!(status.success(), "pip download {PROTOBUF}");
+    let unpacked = site.join(".protobuf-unpacking");
     let _ = std::fs::remove_dir_all(&unpacked);
     let status = Command::new("python3")
         .args([
             "-c",
-            "import glob, sys, zipfile\nfor w in glob.glob(sys.argv[2] + '/*.whl'): zipfile.ZipFile(w).extractall(sys.argv[1])",
+            "import glob, sys, zipfile\nzipfile.ZipFile(glob.glob(sys.argv[2] + '/*.whl')[0]).extractall(sys.argv[1])",
         ])
         .arg(&unpacked)
         .arg(wheels.path())
         .status()
         .expect("python3 runs");
     assert!(status.success());
-    let _ = std::fs::remove_dir_all(&site);
-    std::fs::rename(&unpacked, &site).expect("the unpacked wheels move into place");
+    std::fs::rename(unpacked.join("google"), site.join("google"))
+        .expect("the unpacked package moves into place");
+    let _ = std::fs::remove_dir_all(&unpacked);
     site
 }
 
@@ -52,11 +61,9 @@ fn schema_site() -> PathBuf {
 fn parsed_by_triton(config: &Path) -> serde_json::Value {
     let site = schema_site();
     let script = r#"
-import importlib.util, json, sys
+import json, sys
 from google.protobuf import text_format
-spec = importlib.util.spec_from_file_location("model_config_pb2", sys.argv[2] + "/tritonclient/grpc/model_config_pb2.py")
-pb = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(pb)
+import model_config_pb2 as pb
 c = text_format.Parse(open(sys.argv[1]).read(), pb.ModelConfig())
 name = pb.DataType.Name
 print(json.dumps({
@@ -71,7 +78,6 @@ print(json.dumps({
         .env("PYTHONPATH", &site)
         .args(["-c", script])
         .arg(config)
-        .arg(&site)
         .output()
         .expect("python3 runs");
     assert!(

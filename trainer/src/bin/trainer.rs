@@ -222,16 +222,6 @@ struct TrainArgs {
     keep: Option<Keep>,
 }
 
-/// `--keep` as given, else best with `--patience` and last without (Keras' EarlyStopping with
-/// `restore_best_weights`).
-fn keep(keep: Option<Keep>, patience: Option<usize>) -> Keep {
-    keep.unwrap_or(if patience.is_some() {
-        Keep::Best
-    } else {
-        Keep::Last
-    })
-}
-
 impl TrainArgs {
     fn run(&self) -> TrainRun {
         TrainRun {
@@ -252,7 +242,7 @@ impl TrainArgs {
                 },
                 seed: self.common.seed,
                 patience: self.patience,
-                keep: keep(self.keep, self.patience),
+                keep: Keep::given_or_default(self.keep, self.patience),
                 ..TrainConfig::default()
             },
             device: self.common.device,
@@ -321,7 +311,7 @@ impl Vgg16Args {
                 },
                 seed: common.seed,
                 patience: self.vgg_patience,
-                keep: keep(self.vgg_keep, self.vgg_patience),
+                keep: Keep::given_or_default(self.vgg_keep, self.vgg_patience),
                 ..TrainConfig::vgg16()
             },
             device: common.device,

@@ -74,6 +74,18 @@ pub enum Keep {
     Best,
 }
 
+impl Keep {
+    /// `keep` as given, else the best epoch's model with a `patience` and the last one without
+    /// (Keras' `EarlyStopping` with `restore_best_weights`).
+    pub fn given_or_default(keep: Option<Keep>, patience: Option<usize>) -> Keep {
+        keep.unwrap_or(if patience.is_some() {
+            Keep::Best
+        } else {
+            Keep::Last
+        })
+    }
+}
+
 impl std::str::FromStr for Keep {
     type Err = String;
 
