@@ -172,6 +172,53 @@ pub fn classify_files(
     classifier: &mut Classifier,
     files: &[PathBuf],
     options: BatchOptions,
+    emit: impl FnMut(FileOutcome),
+) {
+    classify_each(
+        classifier,
+        files,
+        |path| path.clone(),
+        |path, height, width| preprocess::load_planar(path, height, width),
+        options,
+        emit,
+    );
+}
+
+/// Classifies encoded images held in memory (any format [`classify_files`] reads), each with the
+/// name its outcome carries (a path, a URL, a key), as [`classify_files`] classifies files: in
+/// parallel, in the order given, a bad image reported and the others classified.
+pub fn classify_encoded<N, B>(
+    classifier: &mut Classifier,
+    images: &[(N, B)],
+    options: BatchOptions,
+    emit: impl FnMut(FileOutcome),
+) where
+    N: AsRef<Path> + Sync,
+    B: AsRef<[u8]> + Sync,
+{
+    classify_each(
+        classifier,
+        images,
+        |(name, _)| name.as_ref().to_path_buf(),
+        |(_, bytes), height, width| {
+            let img = preprocess::decode_image_bytes(bytes.as_ref())?;
+            Ok(preprocess::fit_planar(&img, height, width))
+        },
+        options,
+        emit,
+    );
+}
+
+type Decoded = Result<Vec<u8>, ImageError>;
+
+/// The batch job over any items: `load` turns one into planar pixels of the model's size (on
+/// the decoding threads), `name` names its outcome.
+fn classify_each<T: Sync>(
+    classifier: &mut Classifier,
+    items: &[T],
+    name: impl Fn(&T) -> PathBuf,
+    load: impl Fn(&T, usize, usize) -> Decoded + Sync,
+    options: BatchOptions,
     mut emit: impl FnMut(FileOutcome),
 ) {
     let (height, width) = (
@@ -181,30 +228,26 @@ pub fn classify_files(
     let batch = options.batch.max(1);
     let next = AtomicUsize::new(0);
     // Bounded, so decoders stay a few batches ahead of the model and memory stays flat.
-    let (tx, rx) = mpsc::sync_channel::<(usize, Result<Vec<u8>, ImageError>)>(2 * batch);
+    let (tx, rx) = mpsc::sync_channel::<(usize, Decoded)>(2 * batch);
     std::thread::scope(|scope| {
         for _ in 0..options.decode_threads.max(1) {
             let tx = tx.clone();
-            let next = &next;
+            let (next, load) = (&next, &load);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = files.get(i) else { break };
-                if tx
-                    .send((i, preprocess::load_planar(path, height, width)))
-                    .is_err()
-                {
+                let Some(item) = items.get(i) else { break };
+                if tx.send((i, load(item, height, width))).is_err() {
                     break;
                 }
             });
         }
         drop(tx);
         // Results arrive out of order; they are released in order.
-        let mut pending: BTreeMap<usize, Result<Vec<u8>, ImageError>> = BTreeMap::new();
-        let mut ready: Vec<(usize, Result<Vec<u8>, ImageError>)> = Vec::new();
+        let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
+        let mut ready: Vec<(usize, Decoded)> = Vec::new();
         let mut next_out = 0;
         let mut decoded_in_ready = 0;
-        let mut flush = |ready: &mut Vec<(usize, Result<Vec<u8>, ImageError>)>,
-                         classifier: &mut Classifier| {
+        let mut flush = |ready: &mut Vec<(usize, Decoded)>, classifier: &mut Classifier| {
             let pixels: Vec<u8> = ready
                 .iter()
                 .filter_map(|(_, r)| r.as_ref().ok())
@@ -223,7 +266,7 @@ pub fn classify_files(
                     (Ok(_), Err(e)) => Err(e.to_string()),
                 };
                 emit(FileOutcome {
-                    path: files[i].clone(),
+                    path: name(&items[i]),
                     result,
                 });
             }

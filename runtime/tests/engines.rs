@@ -189,3 +189,42 @@ fn execution_providers_fall_back_in_order_and_report_what_ran() {
         .all(|p| p.is_ok()));
     assert!("rocm".parse::<Provider>().unwrap_err().contains("rocm"));
 }
+
+#[test]
+fn images_in_memory_classify_as_their_files_do() {
+    use runtime::batch::{classify_encoded, classify_files, BatchOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..23u32 {
+        let path = dir.path().join(format!("{i:02}.png"));
+        let img = image::RgbImage::from_fn(5 + i, 9, |x, y| {
+            image::Rgb([(x * 40 + i * 9) as u8, (y * 25) as u8, (i * 11) as u8])
+        });
+        img.save(&path).unwrap();
+        files.push(path);
+    }
+    std::fs::write(&files[7], b"\x89PNG\r\n\x1a\n cut short").unwrap();
+    let encoded: Vec<(PathBuf, Vec<u8>)> = files
+        .iter()
+        .map(|p| (p.clone(), std::fs::read(p).unwrap()))
+        .collect();
+    let mut classifier = Classifier::builder()
+        .engine(EngineChoice::Tract)
+        .build_from_file(tiny())
+        .unwrap();
+    let options = BatchOptions {
+        batch: 4,
+        decode_threads: 3,
+    };
+    let (mut from_files, mut from_memory) = (Vec::new(), Vec::new());
+    classify_files(&mut classifier, &files, options, |o| from_files.push(o));
+    classify_encoded(&mut classifier, &encoded, options, |o| from_memory.push(o));
+    assert_eq!(from_files.len(), files.len());
+    assert_eq!(from_memory.len(), files.len());
+    for ((a, b), path) in from_files.iter().zip(&from_memory).zip(&files) {
+        assert_eq!((&a.path, &b.path), (path, path));
+        assert_eq!(a.result, b.result, "{}", path.display());
+    }
+    assert!(from_memory[7].result.is_err());
+    assert_eq!(from_memory.iter().filter(|o| o.result.is_ok()).count(), 22);
+}

@@ -46,8 +46,9 @@ pub enum OrtLibraryError {
     Fetch(#[from] crate::pip::FetchError),
 }
 
-/// The newest-looking `libonnxruntime.so*` in `dir`, if any.
-fn in_dir(dir: &Path) -> Option<PathBuf> {
+/// The newest-looking `libonnxruntime.so*` in `dir`, if any: e.g. a Python `onnxruntime`
+/// package's `capi` folder, for an application that knows where that package is.
+pub fn in_dir(dir: &Path) -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
