@@ -6,7 +6,7 @@ use crate::preprocess::{self, ImageError};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Condvar, Mutex, PoisonError};
 
 /// File extensions taken from folders (files named explicitly are always tried).
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "jfif"];
@@ -147,6 +147,24 @@ fn walk(dir: &Path, visited: &mut HashSet<PathBuf>, list: &mut FileList) {
     }
 }
 
+/// The most images one model run may take: a batch's tensors and decoded images are held at
+/// once.
+pub const MAX_BATCH: usize = 4096;
+/// The most threads a job may ask for (decoding, or an engine's threads).
+pub const MAX_THREADS: usize = 1024;
+
+/// `value` when it is from 1 to `max`; otherwise a sentence saying what `what` must be.
+///
+/// # Errors
+/// When `value` is 0 or more than `max`.
+pub fn check_count(what: &str, value: usize, max: usize) -> Result<usize, String> {
+    if (1..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{what} must be from 1 to {max}, not {value}"))
+    }
+}
+
 /// How to run a batch job.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchOptions {
@@ -211,6 +229,46 @@ pub fn classify_encoded<N, B>(
 
 type Decoded = Result<Vec<u8>, ImageError>;
 
+/// How many items the consumer has taken in order, for decoders to wait on.
+#[derive(Default)]
+struct Released {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Released {
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, count: usize) {
+        *self.lock() = count;
+        self.changed.notify_all();
+    }
+
+    /// Waits until item `i` is fewer than `ahead` items past the released ones.
+    fn wait_below(&self, i: usize, ahead: usize) {
+        let mut count = self.lock();
+        while i >= count.saturating_add(ahead) {
+            count = self
+                .changed
+                .wait(count)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// A guard that releases every item when dropped.
+    fn opened_on_drop(&self) -> impl Drop + '_ {
+        struct Open<'a>(&'a Released);
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                self.0.set(usize::MAX);
+            }
+        }
+        Open(self)
+    }
+}
+
 /// The batch job over any items: `load` turns one into planar pixels of the model's size (on
 /// the decoding threads), `name` names its outcome.
 fn classify_each<T: Sync>(
@@ -227,21 +285,27 @@ fn classify_each<T: Sync>(
     );
     let batch = options.batch.max(1);
     let next = AtomicUsize::new(0);
-    // Bounded, so decoders stay a few batches ahead of the model and memory stays flat.
-    let (tx, rx) = mpsc::sync_channel::<(usize, Decoded)>(2 * batch);
+    // Decoders stay at most `ahead` images in front of the oldest one not yet released, so
+    // memory stays flat even when one image is slow to decode.
+    let ahead = 2 * batch + options.decode_threads;
+    let released = Released::default();
+    let (tx, rx) = mpsc::sync_channel::<(usize, Decoded)>(ahead.min(items.len()).max(1));
     std::thread::scope(|scope| {
-        for _ in 0..options.decode_threads.max(1) {
+        for _ in 0..options.decode_threads.clamp(1, items.len().max(1)) {
             let tx = tx.clone();
-            let (next, load) = (&next, &load);
+            let (next, load, released) = (&next, &load, &released);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(i) else { break };
+                released.wait_below(i, ahead);
                 if tx.send((i, load(item, height, width))).is_err() {
                     break;
                 }
             });
         }
         drop(tx);
+        // Every decoder goes on to the end, however this thread leaves the scope.
+        let _open = released.opened_on_drop();
         // Results arrive out of order; they are released in order.
         let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
         let mut ready: Vec<(usize, Decoded)> = Vec::new();
@@ -277,6 +341,7 @@ fn classify_each<T: Sync>(
                 decoded_in_ready += usize::from(decoded.is_ok());
                 ready.push((next_out, decoded));
                 next_out += 1;
+                released.set(next_out);
                 if decoded_in_ready == batch {
                     flush(&mut ready, classifier);
                     decoded_in_ready = 0;
@@ -290,6 +355,47 @@ fn classify_each<T: Sync>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoders_stay_a_bounded_distance_ahead_of_a_slow_image() {
+        let model = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tiny_classifier.onnx"
+        );
+        let mut classifier = Classifier::builder()
+            .engine(crate::engine::EngineChoice::Tract)
+            .build_from_file(model)
+            .unwrap();
+        let items: Vec<usize> = (0..500).collect();
+        let furthest = AtomicUsize::new(0);
+        let options = BatchOptions {
+            batch: 4,
+            decode_threads: 3,
+        };
+        let mut order = Vec::new();
+        classify_each(
+            &mut classifier,
+            &items,
+            |i| PathBuf::from(i.to_string()),
+            |&i, h, w| {
+                if i == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    // While image 0 decoded, the others went no further than the window.
+                    let seen = furthest.load(Ordering::SeqCst);
+                    assert!(
+                        seen < 2 * 4 + 3 + 3,
+                        "decoded up to {seen} while 0 was slow"
+                    );
+                }
+                furthest.fetch_max(i, Ordering::SeqCst);
+                Ok(vec![(i % 251) as u8; 3 * h * w])
+            },
+            options,
+            |o| order.push(o.path),
+        );
+        let expected: Vec<PathBuf> = items.iter().map(|i| PathBuf::from(i.to_string())).collect();
+        assert_eq!(order, expected);
+    }
 
     #[test]
     fn shards_split_a_list_into_contiguous_shares_that_concatenate_to_it() {

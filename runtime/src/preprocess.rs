@@ -470,12 +470,15 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage, ImageError> {
 /// [`decode_image`] for bytes already in memory.
 ///
 /// # Errors
-/// When the bytes are empty, not an image of a supported format, cut short, or beyond the decoding
-/// limits ([`MAX_SIDE`], [`MAX_DECODE_ALLOC`]).
+/// When the bytes are empty, more than [`MAX_FILE_BYTES`], not an image of a supported format,
+/// cut short, or beyond the decoding limits ([`MAX_SIDE`], [`MAX_DECODE_ALLOC`]).
 pub fn decode_image_bytes(bytes: &[u8]) -> Result<image::DynamicImage, ImageError> {
     use image::ImageDecoder;
     if bytes.is_empty() {
         return Err(ImageError::Empty);
+    }
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ImageError::TooLarge(bytes.len() as u64));
     }
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
     // Decoders fill in what is missing from a cut-off JPEG (grey) or may stop early on a PNG:

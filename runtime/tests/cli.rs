@@ -323,3 +323,24 @@ fn shards_of_a_folder_run_concatenate_to_the_unsharded_run() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("1 <= K <= N"));
 }
+
+#[test]
+fn batch_and_thread_counts_out_of_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = pixel_png(dir.path(), [10, 200, 10]);
+    for (flag, value, says) in [
+        ("--batch", "0", "a batch must be from 1 to 4096, not 0"),
+        ("--batch", "100000000", "a batch must be from 1 to 4096"),
+        ("--threads", "100000", "threads must be from 1 to 1024"),
+    ] {
+        let out = runtime()
+            .args(["classify", "--engine", "tract", flag, value])
+            .arg(tiny_model())
+            .arg(&image)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+    }
+}

@@ -12,7 +12,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyMemoryView};
 use runtime::batch::{self, BatchOptions, FileOutcome};
 use runtime::output::{self, Format, RowContext};
 use runtime::{EngineChoice, Provider};
@@ -49,6 +49,11 @@ create_exception!(
     Error,
     "Input that does not fit the model (its size, its type)."
 );
+
+/// `value` when it is from 1 to `max`, else a `ValueError` naming `what`.
+fn count(what: &str, value: usize, max: usize) -> PyResult<usize> {
+    batch::check_count(what, value, max).map_err(PyValueError::new_err)
+}
 
 /// The runtime's error as the matching Python exception, with a `path` attribute where a file
 /// is involved.
@@ -212,6 +217,8 @@ struct Classifier {
     classes: Vec<String>,
     engine: &'static str,
     provider: String,
+    fallback_reason: Option<String>,
+    input_size: (usize, usize),
 }
 
 /// Where ONNX Runtime's library is when the caller did not say: `ORT_DYLIB_PATH` is read by the
@@ -244,27 +251,33 @@ impl Classifier {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn context(&self, top_k: usize) -> RowContext {
-        RowContext {
+    fn context(&self, top_k: usize) -> PyResult<RowContext> {
+        Ok(RowContext {
             classes: self.classes.clone(),
-            top_k: top_k.max(1),
+            top_k: count("top_k", top_k, runtime::MAX_CLASSES)?,
             engine: self.engine.to_string(),
             provider: self.provider.clone(),
-        }
+        })
     }
 
     fn options(batch: usize, threads: Option<usize>) -> PyResult<BatchOptions> {
-        if batch == 0 {
-            return Err(PyValueError::new_err("batch must be at least 1"));
-        }
         let mut options = BatchOptions {
-            batch,
+            batch: count("batch", batch, batch::MAX_BATCH)?,
             ..BatchOptions::default()
         };
         if let Some(n) = threads {
-            options.decode_threads = n.max(1);
+            options.decode_threads = count("threads", n, batch::MAX_THREADS)?;
         }
         Ok(options)
+    }
+
+    /// What the engine has loaded, taken without holding the GIL while a call in another
+    /// thread holds the classifier.
+    fn snapshot(&self, py: Python<'_>) -> (runtime::ModelInfo, runtime::InputConfig) {
+        py.detach(|| {
+            let classifier = self.lock();
+            (classifier.info().clone(), classifier.input_config().clone())
+        })
     }
 }
 
@@ -287,6 +300,11 @@ impl Classifier {
             .engine(engine)
             .spin_wait(false);
         if let Some(list) = providers {
+            if list.is_empty() {
+                return Err(PyValueError::new_err(
+                    "providers is empty: name at least one of cuda, tensorrt, cpu (or leave it out)",
+                ));
+            }
             let list = list
                 .iter()
                 .map(|p| p.parse::<Provider>())
@@ -295,10 +313,7 @@ impl Classifier {
             builder = builder.providers(list);
         }
         if let Some(n) = threads {
-            if n == 0 {
-                return Err(PyValueError::new_err("threads must be at least 1"));
-            }
-            builder = builder.threads(n);
+            builder = builder.threads(count("threads", n, batch::MAX_THREADS)?);
         }
         if let Some(library) = ort_library.or_else(|| onnxruntime_package_library(py)) {
             builder = builder.ort_library(library);
@@ -306,10 +321,13 @@ impl Classifier {
         let classifier = py
             .detach(|| builder.build_from_file(&path))
             .map_err(to_py)?;
+        let config = classifier.input_config();
         Ok(Classifier {
             classes: classifier.info().classes.clone().unwrap_or_default(),
             engine: classifier.engine_name(),
             provider: classifier.provider(),
+            fallback_reason: classifier.fallback_reason().map(str::to_string),
+            input_size: (config.height, config.width),
             inner: Mutex::new(classifier),
         })
     }
@@ -329,7 +347,7 @@ impl Classifier {
     /// Why the engine or provider asked for first is not the one running, if it is not.
     #[getter]
     fn fallback_reason(&self) -> Option<String> {
-        self.lock().fallback_reason().map(str::to_string)
+        self.fallback_reason.clone()
     }
 
     /// The class names the model carries (empty when it names none).
@@ -341,9 +359,7 @@ impl Classifier {
     /// The images' size as the model takes them: `(height, width)`.
     #[getter]
     fn input_size(&self) -> (usize, usize) {
-        let classifier = self.lock();
-        let config = classifier.input_config();
-        (config.height, config.width)
+        self.input_size
     }
 
     /// Classifies one image: a path, or the encoded bytes of a PNG, JPEG, BMP, GIF or WebP.
@@ -355,13 +371,35 @@ impl Classifier {
         top_k: usize,
         name: Option<String>,
     ) -> PyResult<Prediction> {
-        let ctx = self.context(top_k);
-        let outcome = if let Ok(bytes) = image.extract::<PyBackedBytes>() {
+        let ctx = self.context(top_k)?;
+        let encoded = match image.extract::<PyBackedBytes>() {
+            Ok(bytes) => Some(bytes),
+            Err(_) if image.is_instance_of::<PyMemoryView>() => {
+                Some(image.call_method0("tobytes")?.extract::<PyBackedBytes>()?)
+            }
+            Err(_) => None,
+        };
+        let outcome = if let Some(bytes) = encoded {
             let name = PathBuf::from(name.unwrap_or_else(|| "<bytes>".into()));
             let result = py.detach(|| self.lock().classify_bytes(&bytes, &name));
+            let result = result.map_err(|e| {
+                // A file name passed as bytes (b"cat.png") reads as image content.
+                let looks_like_a_path = bytes.len() < 4096
+                    && std::str::from_utf8(&bytes).is_ok_and(|s| Path::new(s).exists());
+                let err = to_py(e);
+                if looks_like_a_path {
+                    let hint = format!(
+                        "{} (a file name goes in as str or pathlib.Path, not bytes)",
+                        err.value(py)
+                    );
+                    ImageError::new_err(hint)
+                } else {
+                    err
+                }
+            })?;
             FileOutcome {
                 path: name,
-                result: Ok(result.map_err(to_py)?),
+                result: Ok(result),
             }
         } else if let Ok(path) = image.extract::<PathBuf>() {
             let result = py.detach(|| self.lock().classify_file(&path));
@@ -372,7 +410,7 @@ impl Classifier {
             }
         } else {
             return Err(PyTypeError::new_err(format!(
-                "image must be a path or bytes, not {}",
+                "image must be a path or the bytes of an encoded image, not {}",
                 image.get_type().name()?
             )));
         };
@@ -392,13 +430,16 @@ impl Classifier {
         top_k: usize,
         threads: Option<usize>,
     ) -> PyResult<Vec<Prediction>> {
+        let not_paths = || PyTypeError::new_err("paths must be a path or an iterable of paths");
         let paths: Vec<PathBuf> = match paths.extract::<PathBuf>() {
             Ok(one) => vec![one],
             Err(_) => paths
-                .extract()
-                .map_err(|_| PyTypeError::new_err("paths must be a path or a sequence of paths"))?,
+                .try_iter()
+                .map_err(|_| not_paths())?
+                .map(|item| item.and_then(|p| p.extract::<PathBuf>().map_err(|_| not_paths())))
+                .collect::<PyResult<_>>()?,
         };
-        let (options, ctx) = (Self::options(batch, threads)?, self.context(top_k));
+        let (options, ctx) = (Self::options(batch, threads)?, self.context(top_k)?);
         let outcomes = py.detach(|| {
             let list = batch::collect_files(&paths);
             let mut outcomes = list.errors;
@@ -434,7 +475,7 @@ impl Classifier {
             Some(names) => names,
             None => (0..images.len()).map(|i| i.to_string()).collect(),
         };
-        let (options, ctx) = (Self::options(batch, threads)?, self.context(top_k));
+        let (options, ctx) = (Self::options(batch, threads)?, self.context(top_k)?);
         let named: Vec<(PathBuf, PyBackedBytes)> =
             names.into_iter().map(PathBuf::from).zip(images).collect();
         let outcomes = py.detach(|| {
@@ -449,41 +490,48 @@ impl Classifier {
     }
 
     /// Class probabilities `[N, classes]` (float32) for a uint8 RGB batch `[N, H, W, 3]` (or one
-    /// image `[H, W, 3]`) already at the model's size, preprocessed as the model says.
+    /// image `[H, W, 3]`) already at the model's size, preprocessed as the model says; the
+    /// engine runs `batch` images at a time.
+    #[pyo3(signature = (images, batch = 32))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
         images: PyReadonlyArrayDyn<'py, u8>,
+        batch: usize,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let batch = count("batch", batch, batch::MAX_BATCH)?;
         let shape = images.shape().to_vec();
-        let (height, width) = self.input_size();
-        let (n, h, w, c) = match shape[..] {
-            [h, w, c] => (1, h, w, c),
-            [n, h, w, c] => (n, h, w, c),
+        let (height, width) = self.input_size;
+        let view = images.as_array();
+        let view = match shape[..] {
+            [h, w, 3] if (h, w) == (height, width) => view.insert_axis(numpy::ndarray::Axis(0)),
+            [n, h, w, 3] if (h, w) == (height, width) && n > 0 => view,
             _ => {
                 return Err(InputError::new_err(format!(
-                    "images of shape {shape:?}: expected [N, H, W, 3] or [H, W, 3] uint8 RGB"
+                    "images of shape {shape:?}: the model takes uint8 RGB [N, {height}, {width}, 3] (N at least 1) or one [{height}, {width}, 3]; classify() and classify_files() resize"
                 )))
             }
         };
-        if c != 3 || (h, w) != (height, width) || n == 0 {
-            return Err(InputError::new_err(format!(
-                "images of shape {shape:?}: the model takes [N, {height}, {width}, 3] (N at least 1); classify() and classify_files() resize"
-            )));
-        }
-        // In the array's logical order, whatever its strides.
-        let interleaved: Vec<u8> = images.as_array().iter().copied().collect();
-        let probabilities = py
-            .detach(|| {
+        let n = view.shape()[0];
+        let mut probabilities: Vec<f32> = Vec::new();
+        for first in (0..n).step_by(batch) {
+            let end = (first + batch).min(n);
+            // Copied in the array's logical order, whatever its strides, one batch at a time.
+            let chunk = view.slice(numpy::ndarray::s![first..end, .., .., ..]);
+            let planar: Vec<u8> = chunk
+                .outer_iter()
+                .flat_map(|image| {
+                    let interleaved: Vec<u8> = image.iter().copied().collect();
+                    runtime::preprocess::interleaved_to_planar(&interleaved)
+                })
+                .collect();
+            let run = py.detach(|| {
                 let mut classifier = self.lock();
-                let planar: Vec<u8> = interleaved
-                    .chunks_exact(h * w * 3)
-                    .flat_map(runtime::preprocess::interleaved_to_planar)
-                    .collect();
                 let tensor = classifier.input_config().tensor_from_planar(&planar);
-                classifier.run_tensor(&tensor, n)
-            })
-            .map_err(to_py)?;
+                classifier.run_tensor(&tensor, end - first)
+            });
+            probabilities.extend(run.map_err(to_py)?);
+        }
         let classes = probabilities.len() / n;
         let array = Array2::from_shape_vec((n, classes), probabilities)
             .map_err(|e| EngineError::new_err(e.to_string()))?;
@@ -492,8 +540,7 @@ impl Classifier {
 
     /// What the model says about itself, and how it runs: a dict.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let classifier = self.lock();
-        let info = classifier.info();
+        let (info, config) = self.snapshot(py);
         let tensor = |t: &runtime::TensorInfo| -> PyResult<Bound<'py, PyDict>> {
             let d = PyDict::new(py);
             d.set_item("name", &t.name)?;
@@ -503,31 +550,31 @@ impl Classifier {
         };
         let d = PyDict::new(py);
         d.set_item("path", path_text(&info.path))?;
-        d.set_item("engine", classifier.engine_name())?;
-        d.set_item("provider", classifier.provider())?;
-        d.set_item("fallback_reason", classifier.fallback_reason())?;
+        d.set_item("engine", self.engine)?;
+        d.set_item("provider", &self.provider)?;
+        d.set_item("fallback_reason", &self.fallback_reason)?;
         d.set_item("input", tensor(&info.input)?)?;
         d.set_item("output", tensor(&info.output)?)?;
         d.set_item("classes", info.classes.clone())?;
         d.set_item("num_classes", info.num_classes())?;
         d.set_item("outputs_probabilities", info.outputs_probabilities)?;
         let preprocessing = PyDict::new(py);
-        for (key, value) in classifier.input_config().to_metadata() {
+        for (key, value) in config.to_metadata() {
             preprocessing.set_item(key, value)?;
         }
         d.set_item("preprocessing", preprocessing)?;
-        d.set_item("metadata", info.metadata.clone())?;
+        d.set_item("metadata", &info.metadata)?;
         Ok(d)
     }
 
-    fn __repr__(&self) -> String {
-        let classifier = self.lock();
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let (info, _) = self.snapshot(py);
         format!(
             "Classifier({:?}, engine={:?}, provider={:?}, input={})",
-            path_text(&classifier.info().path),
+            path_text(&info.path),
             self.engine,
             self.provider,
-            classifier.info().input.shape_text()
+            info.input.shape_text()
         )
     }
 }
@@ -542,7 +589,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Classifier>()?;
     m.add_class::<Prediction>()?;
-    m.add("Error", py.get_type::<Error>())?;
+    let error = py.get_type::<Error>();
+    // Every error has a `path`: the file involved, or None.
+    error.setattr("path", py.None())?;
+    m.add("Error", error)?;
     m.add("ModelError", py.get_type::<ModelError>())?;
     m.add("ImageError", py.get_type::<ImageError>())?;
     m.add("EngineError", py.get_type::<EngineError>())?;

@@ -47,11 +47,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def cli_rows(model: Path, paths: list[Path], engine: str, top_k: int = 5) -> list[str]:
+def cli_rows(
+    model: Path, paths: list[Path], engine: str, top_k: int = 5, extra: list[str] = ()
+) -> list[str]:
     """The JSON Lines rows of `runtime classify` (which exits with 1 when a file failed)."""
     done = run_cli(
         "classify", str(model), *map(str, paths), "--engine", engine, "--format", "jsonl",
-        "--top-k", str(top_k),
+        "--top-k", str(top_k), *extra,
     )
     rows = done.stdout.splitlines()
     failed = any(not json.loads(row)["ok"] for row in rows)

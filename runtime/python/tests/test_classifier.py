@@ -53,6 +53,20 @@ def test_classify_files_writes_the_clis_rows_bit_for_bit(cnn, mixed_folder, engi
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_classify_one_image_writes_the_clis_batch_of_one_rows(cnn, mixed_folder, engine):
+    expected = cli_rows(cnn, [mixed_folder], engine, top_k=5, extra=["--batch", "1"])
+    classifier = Classifier(cnn, engine=engine)
+    for row in expected:
+        path = json.loads(row)["path"]
+        try:
+            got = classifier.classify(Path(path), top_k=5).to_json()
+        except cifar_onnx.ImageError as e:
+            assert json.loads(row) == {"path": path, "ok": False, "error": str(e)[len(path) + 2 :]}
+            continue
+        assert got == row
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_one_image_bytes_and_batches_agree(cnn, mixed_folder, engine):
     classifier = Classifier(cnn, engine=engine)
     files = sorted(p for p in mixed_folder.rglob("*") if p.is_file() and p.suffix != ".txt")
@@ -77,13 +91,14 @@ def test_one_image_bytes_and_batches_agree(cnn, mixed_folder, engine):
         assert one.path == same.path == str(path)
 
 
-def test_predict_is_classify_without_the_decoding(cnn, standin, plain_folder):
-    classifier = Classifier(cnn, engine="tract")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_predict_is_classify_without_the_decoding(cnn, standin, plain_folder, engine):
+    classifier = Classifier(cnn, engine=engine)
     assert classifier.input_size == (32, 32)
     pixels = cifar_images(standin, 64)
-    probabilities = classifier.predict(pixels)
+    probabilities = classifier.predict(pixels, batch=24)
     assert probabilities.shape == (64, 10) and probabilities.dtype == np.float32
-    by_files = classifier.classify_files(plain_folder, batch=64)
+    by_files = classifier.classify_files(plain_folder, batch=24)
     np.testing.assert_array_equal(probabilities, np.stack([r.probabilities for r in by_files]))
     # Any strides (an image's place in a batch may change the last bit); one image without its
     # batch axis.
@@ -105,7 +120,7 @@ def test_predict_refuses_what_is_not_a_batch_of_the_models_images(cnn):
         classifier.predict(np.zeros((1, 32, 32, 3), np.float32))
 
 
-def test_errors_say_the_file_and_the_reason(cnn, tmp_path):
+def test_errors_say_the_file_and_the_reason(cnn, mixed_folder, tmp_path):
     missing = tmp_path / "missing.onnx"
     with pytest.raises(cifar_onnx.ModelError, match="missing.onnx") as raised:
         Classifier(missing)
@@ -131,12 +146,36 @@ def test_errors_say_the_file_and_the_reason(cnn, tmp_path):
     classifier = Classifier(cnn, engine="tract")
     with pytest.raises(cifar_onnx.ImageError, match=r"<bytes>.*cannot decode"):
         classifier.classify(b"not an image")
-    with pytest.raises(TypeError, match="path or bytes"):
+    with pytest.raises(TypeError, match="a path or the bytes"):
         classifier.classify(42)
     [gone] = classifier.classify_files([tmp_path / "no.png"])
     assert not gone.ok and "no such file" in gone.error
     with pytest.raises(ValueError, match="2 names for 1 images"):
         classifier.classify_bytes([b"x"], names=["a", "b"])
+    with pytest.raises(ValueError, match="providers is empty"):
+        Classifier(cnn, providers=[])
+    for call, what in [
+        (lambda: classifier.classify_files([], batch=5000), "batch must be from 1 to 4096"),
+        (lambda: classifier.classify_files([], threads=0), "threads must be from 1 to 1024"),
+        (lambda: classifier.classify(b"x", top_k=0), "top_k must be from 1"),
+        (lambda: classifier.predict(np.zeros((1, 32, 32, 3), np.uint8), batch=0), "batch must"),
+        (lambda: Classifier(cnn, threads=100_000), "threads must be from 1 to 1024"),
+    ]:
+        with pytest.raises(ValueError, match=what):
+            call()
+    # Every error has a path, None where no file is involved.
+    with pytest.raises(cifar_onnx.InputError) as raised:
+        classifier.predict(np.zeros((1, 8, 8, 3), np.uint8))
+    assert raised.value.path is None
+    # A file name given as bytes is read as an image, and the message says so.
+    png = next(mixed_folder.rglob("*.png"))
+    with pytest.raises(cifar_onnx.ImageError, match="str or pathlib.Path"):
+        classifier.classify(str(png).encode())
+    # memoryview and bytearray are bytes; any iterable of paths will do.
+    blob = png.read_bytes()
+    same = [classifier.classify(b, name="x") for b in (blob, bytearray(blob), memoryview(blob))]
+    assert len({p.to_json() for p in same}) == 1
+    assert len(classifier.classify_files(iter([png, str(png)]))) == 2
     assert issubclass(cifar_onnx.ImageError, cifar_onnx.Error)
     assert issubclass(cifar_onnx.Error, Exception)
 
@@ -167,16 +206,26 @@ def test_info_and_fallback(tiny, cnn):
     assert json.loads(prediction.to_json())["top"][0]["label"] == "red"
 
 
-def test_the_engine_runs_without_the_gil(cnn, standin):
+@pytest.mark.parametrize("call", ["predict", "classify_bytes"])
+def test_the_engine_runs_without_the_gil(cnn, standin, call):
     """While one thread is in the engine, another runs Python code: the longest pause the
     main thread sees is a small part of the call."""
     classifier = Classifier(cnn, engine="tract", threads=1)
     pixels = np.concatenate([cifar_images(standin, 500)] * 4)
+    if call == "predict":
+        work = lambda: classifier.predict(pixels)  # noqa: E731
+    else:
+        encoded = []
+        for rgb in pixels[:1000]:
+            buffer = io.BytesIO()
+            Image.fromarray(rgb).save(buffer, format="PNG")
+            encoded.append(buffer.getvalue())
+        work = lambda: classifier.classify_bytes(encoded, threads=1)  # noqa: E731
     start = time.perf_counter()
-    classifier.predict(pixels)
+    work()
     alone = time.perf_counter() - start
     assert alone > 0.2, f"the call took {alone:.3f} s, too short to tell"
-    worker = threading.Thread(target=classifier.predict, args=(pixels,))
+    worker = threading.Thread(target=work)
     longest, last = 0.0, time.perf_counter()
     worker.start()
     while worker.is_alive():
@@ -208,3 +257,26 @@ def test_the_stubs_describe_the_module():
     for name in ("Classifier", "Prediction"):
         real = {m for m in dir(getattr(cifar_onnx, name)) if not m.startswith("_")}
         assert real == stubbed[name] - {"__init__"}, (name, real ^ stubbed[name])
+    # Parameter names and defaults, as the extension declares them.
+    stub_functions = {
+        (cls.name, f.name): f
+        for cls in tree.body
+        if isinstance(cls, ast.ClassDef)
+        for f in cls.body
+        if isinstance(f, ast.FunctionDef)
+    }
+    checked = 0
+    for (cls, method), node in stub_functions.items():
+        owner = getattr(cifar_onnx, cls)
+        real = owner if method == "__init__" else getattr(owner, method)
+        text = getattr(real, "__text_signature__", None)
+        if not text:
+            continue
+        declared = ast.parse(f"def f{text.replace('$', '')}: pass").body[0].args
+        def params(args):
+            names = [a.arg for a in args.args if a.arg not in ("self", "cls", "type")]
+            defaults = [ast.unparse(d) for d in args.defaults]
+            return names, defaults
+        assert params(declared) == params(node.args), (cls, method, text)
+        checked += 1
+    assert checked >= 8, checked

@@ -8,7 +8,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use runtime::batch::{classify_files, collect_files, BatchOptions, Shard};
+use runtime::batch::{self, classify_files, collect_files, BatchOptions, Shard};
 use runtime::data::CifarSplit;
 use runtime::output::{header, row, Format, RowContext};
 use runtime::preprocess;
@@ -64,7 +64,7 @@ enum Command {
         /// Evaluate on the training split instead of the test split.
         #[arg(long)]
         train_split: bool,
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = batch_size)]
         batch: usize,
     },
     /// Run the test set through each engine and compare with the trainer's predictions
@@ -78,7 +78,7 @@ enum Command {
         data: Option<PathBuf>,
         #[command(flatten)]
         providers: ProviderArgs,
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = batch_size)]
         batch: usize,
         /// Largest probability difference from the trainer's that still counts as agreement
         /// (every image's top-1 class must agree as well).
@@ -96,13 +96,13 @@ enum Command {
         #[command(flatten)]
         providers: ProviderArgs,
         /// Batch sizes, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "1,32,256")]
+        #[arg(long, value_delimiter = ',', default_value = "1,32,256", value_parser = batch_size)]
         batch: Vec<usize>,
         /// Timed runs per batch size.
         #[arg(long, default_value_t = 10)]
         runs: usize,
         /// Threads the engine may use (default: the engine's own choice, all cores).
-        #[arg(long)]
+        #[arg(long, value_parser = thread_count)]
         threads: Option<usize>,
         /// table or jsonl.
         #[arg(long, default_value = "table")]
@@ -137,10 +137,10 @@ struct ClassifyArgs {
     #[arg(long, default_value_t = 1)]
     top_k: usize,
     /// Images per model run.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = batch_size)]
     batch: usize,
     /// Threads decoding images (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = thread_count)]
     threads: Option<usize>,
     /// table, csv or jsonl.
     #[arg(long, default_value = "table")]
@@ -201,6 +201,18 @@ impl InputArgs {
             channel_order: self.bgr.then_some(ChannelOrder::Bgr),
         }
     }
+}
+
+/// `--batch`: images per model run, from 1 to [`batch::MAX_BATCH`].
+fn batch_size(s: &str) -> Result<usize, String> {
+    let n = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    batch::check_count("a batch", n, batch::MAX_BATCH)
+}
+
+/// `--threads`: from 1 to [`batch::MAX_THREADS`].
+fn thread_count(s: &str) -> Result<usize, String> {
+    let n = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    batch::check_count("threads", n, batch::MAX_THREADS)
 }
 
 fn load(

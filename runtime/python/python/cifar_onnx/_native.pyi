@@ -1,7 +1,7 @@
 """Type stubs of the native extension (re-exported by ``cifar_onnx``)."""
 
 import os
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +16,7 @@ class Error(Exception):
     """Any error of the runtime: the message names the file or engine and the reason."""
 
     path: Optional[str]
-    """The file involved, where there is one."""
+    """The file involved, or None."""
 
 class ModelError(Error):
     """A model file that cannot be read or used."""
@@ -71,7 +71,10 @@ class Classifier:
     else the ``onnxruntime`` Python package's); a process loads one and keeps it.
 
     Raises ``ModelError`` for a file that is not a usable image classifier, ``EngineError`` when
-    the engine asked for cannot run it, ``ValueError`` for an unknown engine or provider.
+    the engine asked for cannot run it, ``ValueError`` for an unknown engine or provider, an empty
+    ``providers`` or ``threads`` outside 1 to 1024.
+
+    Calls on one classifier from several threads take turns; the engine runs without the GIL.
     """
 
     def __init__(
@@ -99,25 +102,29 @@ class Classifier:
         """``(height, width)`` of the images the model takes."""
     def classify(
         self,
-        image: Union[StrPath, bytes, bytearray],
+        image: Union[StrPath, bytes, bytearray, memoryview],
         top_k: int = 5,
         name: Optional[str] = None,
     ) -> Prediction:
         """Classifies one image: a path, or the encoded bytes of a PNG, JPEG, BMP, GIF or WebP
-        (resized and cropped to the model's size). ``name`` is the result's ``path``.
+        (resized and cropped to the model's size), as ``runtime classify --batch 1`` does.
+        ``name`` is the result's ``path``; ``top_k`` is from 1 to the number of classes (more
+        lists them all).
 
         Raises ``ImageError`` (with ``path``) when it cannot be read or decoded."""
     def classify_files(
         self,
-        paths: Union[StrPath, Sequence[StrPath]],
+        paths: Union[StrPath, Iterable[StrPath]],
         batch: int = 32,
         top_k: int = 5,
         threads: Optional[int] = None,
     ) -> list[Prediction]:
-        """Classifies image files, and every image under folders (walked in name order, as
-        ``runtime classify`` does), decoding on ``threads`` threads (default: all cores) while
-        the model runs batches of ``batch``. One result per file, in order; a file that cannot be
-        read or decoded has ``ok == False`` and an ``error``, and does not stop the others."""
+        """Classifies image files, and every image under folders (walked in name order, hidden
+        names left out, as ``runtime classify`` does), decoding on ``threads`` threads (1 to 1024,
+        default: all cores) while the model runs batches of ``batch`` (1 to 4096). One result
+        per file, as the CLI lists them: first each path that does not exist or cannot be
+        listed, then the files in order. Match results by ``path``. A file that cannot be read
+        or decoded has ``ok == False`` and an ``error``, and does not stop the others."""
     def classify_bytes(
         self,
         images: Sequence[Union[bytes, bytearray]],
@@ -126,11 +133,12 @@ class Classifier:
         top_k: int = 5,
         threads: Optional[int] = None,
     ) -> list[Prediction]:
-        """``classify_files`` for encoded images in memory; ``names`` (default ``"0"``, ``"1"``,
-        ...) become the results' ``path``."""
-    def predict(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """``classify_files`` for encoded images in memory, one result per image in order;
+        ``names`` (default ``"0"``, ``"1"``, ...) become the results' ``path``."""
+    def predict(self, images: npt.NDArray[np.uint8], batch: int = 32) -> npt.NDArray[np.float32]:
         """Class probabilities ``[N, classes]`` for uint8 RGB images ``[N, H, W, 3]`` (or one
-        ``[H, W, 3]``) already at ``input_size``, preprocessed as the model says.
+        ``[H, W, 3]``) already at ``input_size``, preprocessed as the model says; the engine runs
+        ``batch`` images at a time (1 to 4096).
 
         Raises ``InputError`` for another shape, ``TypeError`` for another dtype."""
     def info(self) -> dict[str, Any]:

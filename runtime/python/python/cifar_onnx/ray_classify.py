@@ -1,13 +1,18 @@
 """Classify a folder of images (or any path Ray reads) on a Ray cluster with Ray Data.
 
-    python -m cifar_onnx.ray_classify MODEL INPUT OUTPUT_DIR [--format parquet|jsonl]
+    python -m cifar_onnx.ray_classify MODEL INPUT... -o OUTPUT_DIR [--format parquet|jsonl]
 
 Ray reads the files as bytes (``ray.data.read_binary_files``); a pool of actors, each loading the
 model once, classifies them in batches (``map_batches`` over ``ClassifyBatch``, which decodes a
 batch on its own threads with the GIL released); the rows (``Prediction.to_dict``: path, ok,
 label, index, probability, top-k labels, indices and probabilities, error, engine, provider) are
-written as Parquet or JSON Lines files under OUTPUT_DIR. A file that cannot be decoded is a row
-with ``ok`` false and its error, never a failed job.
+written as Parquet (the float32 values exactly) or JSON Lines (15 decimals) files under
+OUTPUT_DIR. A file that cannot be decoded is a row with ``ok`` false and its error, never a failed
+job.
+
+Ray chooses the files: it leaves out paths that start with ``.`` or ``_`` below a folder given
+(their first part only), and takes files only with an image extension; ``runtime classify``
+tries any file named, and leaves out ``.`` names at every level.
 
 ``--address`` joins a running cluster (``auto``, or ``ray://head:10001``); without it, a local
 one is started. The model path must be readable on every node (a shared file system, or the
@@ -24,10 +29,8 @@ import sys
 import time
 from typing import Any, Optional
 
-#: The extensions ``runtime classify`` takes from folders, in both cases.
-IMAGE_EXTENSIONS = [
-    e for ext in ("png", "jpg", "jpeg", "bmp", "gif", "webp", "jfif") for e in (ext, ext.upper())
-]
+#: The extensions ``runtime classify`` takes from folders (Ray compares them in any case).
+IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "jfif"]
 
 
 def schema() -> Any:
@@ -127,9 +130,11 @@ def classify(
     # Materialised once, so that counting does not run the job a second time.
     rows = rows.materialize()
     if output_format == "parquet":
+        # float32 values kept exactly.
         rows.write_parquet(output)
     else:
-        rows.write_json(output)
+        # pandas writes JSON; 15 decimals is the most it keeps.
+        rows.write_json(output, double_precision=15)
     return rows.count()
 
 
