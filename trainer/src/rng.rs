@@ -10,6 +10,14 @@ impl Rng {
         r
     }
 
+    /// Moves on by `n` draws at once, as `n` calls of [`Rng::next`] would (SplitMix64's state
+    /// only counts): a stream can be split into parts drawn in parallel.
+    pub fn skip(&mut self, n: u64) {
+        self.0 = self
+            .0
+            .wrapping_add(0x9e37_79b9_7f4a_7c15u64.wrapping_mul(n));
+    }
+
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;

@@ -36,6 +36,8 @@ struct Case {
     bias: bool,
     /// Whether the input takes part in training (its gradient is wanted).
     input_grad: bool,
+    /// Whether a ReLU follows (`conv::forward_relu` against `relu(Conv2d::forward)`).
+    relu: bool,
 }
 
 impl Case {
@@ -61,7 +63,13 @@ impl Case {
             },
             bias: true,
             input_grad: true,
+            relu: false,
         }
+    }
+
+    fn with_relu(mut self) -> Self {
+        self.relu = true;
+        self
     }
 
     fn check(&self) {
@@ -94,10 +102,11 @@ impl Case {
         let run = |ours: bool| {
             let x = Tensor::<B, 4>::from_inner(x0.clone());
             let x = if self.input_grad { x.require_grad() } else { x };
-            let y = if ours {
-                conv::forward(&layer, x.clone())
-            } else {
-                layer.forward(x.clone())
+            let y = match (ours, self.relu) {
+                (true, false) => conv::forward(&layer, x.clone()),
+                (true, true) => conv::forward_relu(&layer, x.clone()),
+                (false, false) => layer.forward(x.clone()),
+                (false, true) => burn::tensor::activation::relu(layer.forward(x.clone())),
             };
             // A loss whose output gradient varies over every element.
             let probe = Tensor::<B, 4>::from_inner(
@@ -169,6 +178,19 @@ fn the_cnn_convolutions_match_burn() {
     Case::new("cnn conv2 32->32 valid 32x32", 5, [32, 32], 32, false).check();
     Case::new("cnn conv3 32->64 same 15x15", 5, [32, 64], 15, true).check();
     Case::new("cnn conv4 64->64 valid 15x15", 5, [64, 64], 15, false).check();
+    // As the CNN trains them: each followed by a ReLU, fused.
+    let mut first = Case::new("cnn conv1+relu", 5, [3, 32], 32, true).with_relu();
+    first.input_grad = false;
+    first.check();
+    Case::new("cnn conv2+relu", 5, [32, 32], 32, false)
+        .with_relu()
+        .check();
+    Case::new("cnn conv3+relu", 5, [32, 64], 15, true)
+        .with_relu()
+        .check();
+    Case::new("cnn conv4+relu", 1, [64, 64], 15, false)
+        .with_relu()
+        .check();
 }
 
 #[test]
@@ -194,6 +216,9 @@ fn the_vgg16_convolutions_match_burn() {
     }
     // Block 5 as the article trains it: 32 images a batch (one product over all of them).
     Case::new("vgg16 block 5, batch 32", 32, [512, 512], 2, true).check();
+    Case::new("vgg16 block 5 + relu, batch 32", 32, [512, 512], 2, true)
+        .with_relu()
+        .check();
 }
 
 #[test]
@@ -262,6 +287,35 @@ fn strides_dilations_padding_and_odd_sizes_match_burn() {
             input: [12, 16],
             ..base("grid: groups of images, a partial last group")
         },
+        // With a ReLU: each path of the output gradient (one image filling a product, groups,
+        // the grid, no bias).
+        Case {
+            batch: 2,
+            input: [64, 64],
+            stride: [2, 2],
+            ..base("relu: stride 2, one image a product")
+        }
+        .with_relu(),
+        Case {
+            batch: 37,
+            input: [3, 3],
+            ..base("relu: groups of small maps")
+        }
+        .with_relu(),
+        Case {
+            input: [11, 40],
+            kernel: [5, 3],
+            padding: PaddingConfig2d::Valid,
+            ..base("relu: grid, 5x3 kernel, valid")
+        }
+        .with_relu(),
+        Case {
+            input: [6, 11],
+            kernel: [1, 1],
+            bias: false,
+            ..base("relu: 1x1, no bias")
+        }
+        .with_relu(),
     ];
     for case in cases {
         case.check();

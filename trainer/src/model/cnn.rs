@@ -108,11 +108,11 @@ pub struct Cnn<B: Backend> {
 impl<B: Kernels> Cnn<B> {
     /// `[N, 3, H, W]` images to `[N, classes]` logits.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = self.relu.forward(conv::forward(&self.conv1, x));
-        let x = self.relu.forward(conv::forward(&self.conv2, x));
+        let x = conv::forward_relu(&self.conv1, x);
+        let x = conv::forward_relu(&self.conv2, x);
         let x = dropout::forward(&self.dropout_conv, pool::forward(&self.pool, x));
-        let x = self.relu.forward(conv::forward(&self.conv3, x));
-        let x = self.relu.forward(conv::forward(&self.conv4, x));
+        let x = conv::forward_relu(&self.conv3, x);
+        let x = conv::forward_relu(&self.conv4, x);
         let x = dropout::forward(&self.dropout_conv, pool::forward(&self.pool, x));
         let x: Tensor<B, 2> = x.flatten(1, 3);
         let x = dropout::forward(

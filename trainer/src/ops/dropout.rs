@@ -65,20 +65,30 @@ impl<C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> MaskB
 {
 }
 
-/// `n` mask values: `1 / keep` with probability `keep` (to 2⁻³²), else 0.
+/// Mask values drawn per part, in parallel (even, so that each part starts on a whole draw).
+const MASK_PART: usize = 1 << 15;
+
+/// `n` mask values: `1 / keep` with probability `keep` (to 2⁻³²), else 0. Value `i` comes from
+/// half of draw `i / 2` of one SplitMix64 stream; the parts are drawn in parallel, each from its
+/// place in the stream, so the mask does not depend on the number of threads.
 fn mask(n: usize, keep: f64, seed: u64) -> Vec<f32> {
+    use rayon::prelude::*;
     let threshold = (keep.clamp(0.0, 1.0) * 4_294_967_296.0) as u64;
     let scale = (1.0 / keep) as f32;
-    let mut rng = Rng::new(seed);
-    let mut values = Vec::with_capacity(n);
-    while values.len() < n {
-        let bits = rng.next();
-        for half in [bits & 0xffff_ffff, bits >> 32] {
-            if values.len() < n {
-                values.push(if half < threshold { scale } else { 0.0 });
+    let mut values = super::zeros(n);
+    values
+        .par_chunks_mut(MASK_PART)
+        .enumerate()
+        .for_each(|(part, values)| {
+            let mut rng = Rng::new(seed);
+            rng.skip((part * MASK_PART / 2) as u64);
+            for pair in values.chunks_mut(2) {
+                let bits = rng.next();
+                for (v, half) in pair.iter_mut().zip([bits & 0xffff_ffff, bits >> 32]) {
+                    *v = if half < threshold { scale } else { 0.0 };
+                }
             }
-        }
-    }
+        });
     values
 }
 
@@ -107,6 +117,23 @@ mod tests {
             .all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
         assert_eq!(m, mask(100_001, 0.75, 9));
         assert_ne!(m, mask(100_001, 0.75, 10));
+        // Drawn in parts, the mask is the one stream's, draw after draw.
+        let mut rng = Rng::new(9);
+        let serial: Vec<f32> = (0..m.len().div_ceil(2))
+            .flat_map(|_| {
+                let bits = rng.next();
+                [bits & 0xffff_ffff, bits >> 32]
+            })
+            .take(m.len())
+            .map(|half| {
+                if half < (0.75 * 4_294_967_296.0) as u64 {
+                    (1.0 / 0.75f64) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        assert_eq!(m, serial);
     }
 
     #[test]

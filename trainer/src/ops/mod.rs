@@ -23,6 +23,13 @@ fn values(t: &FlexTensor) -> &[f32] {
         .expect("a contiguous f32 tensor has a slice")
 }
 
+/// `len` zeros, written by all of rayon's threads: a layer's output or input gradient is tens of
+/// megabytes, and zeroing it on the calling thread alone leaves the other cores idle.
+fn zeros(len: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    (0..len).into_par_iter().map(|_| 0.0).collect()
+}
+
 /// A flex tensor holding `values` in `shape`.
 fn tensor(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
     FlexTensor::from_data(burn::tensor::TensorData::new(values, shape))

@@ -6,7 +6,7 @@
 //! for the backward pass, where each maximum came from. Other pools and other backends (CUDA)
 //! take Burn's path.
 
-use super::{tensor, values};
+use super::{tensor, values, zeros};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -92,7 +92,7 @@ fn pool_forward(shape: &Shape, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let [.., h, w] = shape.input;
     let [oh, ow] = shape.output;
     let (plane_in, plane_out) = (h * w, oh * ow);
-    let mut out = vec![0.0f32; shape.planes() * plane_out];
+    let mut out = zeros(shape.planes() * plane_out);
     let mut from = vec![0u32; shape.planes() * plane_out];
     out.par_chunks_mut(plane_out)
         .zip(from.par_chunks_mut(plane_out))
@@ -156,7 +156,7 @@ fn pool_plane_2x2(plane: &[f32], w: usize, out: &mut [f32], from: &mut [u32], ow
 fn pool_backward(shape: &Shape, from: &[u32], grad: &[f32]) -> Vec<f32> {
     let [.., h, w] = shape.input;
     let plane_out = shape.output[0] * shape.output[1];
-    let mut dx = vec![0.0f32; shape.planes() * h * w];
+    let mut dx = zeros(shape.planes() * h * w);
     dx.par_chunks_mut(h * w)
         .zip(from.par_chunks(plane_out))
         .zip(grad.par_chunks(plane_out))

@@ -100,7 +100,7 @@ pub fn forward_range<B: Kernels>(
     let convs = model.convs();
     let pools = model.pools();
     for (i, conv) in convs.iter().enumerate().take(to).skip(from) {
-        x = burn::tensor::activation::relu(conv::forward(conv, x));
+        x = conv::forward_relu(conv, x);
         if let Some(block) = (1..=5).find(|&b| block_start(b) == i + 1) {
             x = pool::forward(pools[block - 1], x);
         }

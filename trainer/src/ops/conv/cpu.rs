@@ -21,6 +21,7 @@
 //! or on scheduling: the same inputs give the same bits.
 
 use super::gemm::{matmul, Mat, MatMut, Threads};
+use crate::ops::zeros;
 use rayon::prelude::*;
 
 /// Columns a product should have at least; smaller maps are taken several images at a time.
@@ -546,6 +547,7 @@ fn forward_group(
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
+    relu: bool,
     (first, end): (usize, usize),
     out: &mut [f32],
     threads: Threads,
@@ -591,27 +593,46 @@ fn forward_group(
                 }
             }
         }
-        if let Some(bias) = bias {
-            for image in out.chunks_exact_mut(image_out) {
-                for (plane, b) in image.chunks_exact_mut(hw).zip(bias) {
-                    plane.iter_mut().for_each(|v| *v += b);
+        match (bias, relu) {
+            (Some(bias), false) => {
+                for image in out.chunks_exact_mut(image_out) {
+                    for (plane, b) in image.chunks_exact_mut(hw).zip(bias) {
+                        plane.iter_mut().for_each(|v| *v += b);
+                    }
                 }
             }
+            (Some(bias), true) => {
+                for image in out.chunks_exact_mut(image_out) {
+                    for (plane, b) in image.chunks_exact_mut(hw).zip(bias) {
+                        plane.iter_mut().for_each(|v| *v = (*v + b).max(0.0));
+                    }
+                }
+            }
+            (None, true) => out.iter_mut().for_each(|v| *v = v.max(0.0)),
+            (None, false) => {}
         }
     });
 }
 
 /// Forward pass: `x` is `N x C_in x H x W`, `weight` `C_out x C_in x kh x kw`; returns
-/// `N x C_out x OH x OW`.
-pub fn forward(geo: &Geometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+/// `N x C_out x OH x OW`, with the ReLU applied when `relu` (on each group while it is in cache,
+/// instead of a pass of its own over the whole output).
+pub fn forward(
+    geo: &Geometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
     assert_eq!(x.len(), geo.input_len(), "conv2d: input size");
     assert_eq!(weight.len(), geo.weight_len(), "conv2d: weight size");
     let image_out = geo.out_channels * geo.out_plane();
     let g = geo.group();
-    let mut out = vec![0.0f32; geo.output_len()];
+    let mut out = zeros(geo.output_len());
     let groups = groups(geo);
     let threads = threads_for(groups.len());
-    let run = |range, out: &mut [f32]| forward_group(geo, x, weight, bias, range, out, threads);
+    let run =
+        |range, out: &mut [f32]| forward_group(geo, x, weight, bias, relu, range, out, threads);
     match threads {
         Threads::One => out
             .par_chunks_mut(g * image_out)
@@ -642,11 +663,26 @@ pub struct Gradients {
     pub bias: Option<Vec<f32>>,
 }
 
+/// Copies `src` into `dst`; where a ReLU followed the convolution, only where its output
+/// `relu_output` is positive (its gradient is zero elsewhere).
+fn copy_grad(dst: &mut [f32], src: &[f32], relu_output: Option<&[f32]>) {
+    match relu_output {
+        None => dst.copy_from_slice(src),
+        Some(y) => {
+            for ((d, s), y) in dst.iter_mut().zip(src).zip(y) {
+                *d = if *y > 0.0 { *s } else { 0.0 };
+            }
+        }
+    }
+}
+
 /// The output gradient of the images `first..end` as one `C_out x g*n` matrix, in `scratch`
-/// (zero on the grid's extra columns), or `grad`'s own slice when one image fills it as it is.
+/// (zero on the grid's extra columns, and where the ReLU's output `relu_output` is not
+/// positive), or `grad`'s own slice when one image fills it as it is.
 fn group_output_grad<'a>(
     geo: &Geometry,
     grad: &'a [f32],
+    relu_output: Option<&[f32]>,
     (first, end): (usize, usize),
     scratch: &'a mut [f32],
 ) -> &'a [f32] {
@@ -654,18 +690,24 @@ fn group_output_grad<'a>(
     let (ow, width) = (geo.output[1], row_width(geo));
     let image_out = co * hw;
     let cols = (end - first) * n;
-    if n == hw && end - first == 1 {
+    if n == hw && end - first == 1 && relu_output.is_none() {
         return &grad[first * image_out..(first + 1) * image_out];
     }
     for (j, image) in (first..end).enumerate() {
         for c in 0..co {
-            let src = &grad[image * image_out + c * hw..image * image_out + (c + 1) * hw];
+            let at = image * image_out + c * hw;
+            let src = &grad[at..at + hw];
+            let y = relu_output.map(|y| &y[at..at + hw]);
             let dst = &mut scratch[c * cols + j * n..c * cols + (j + 1) * n];
             if n == hw {
-                dst.copy_from_slice(src);
+                copy_grad(dst, src, y);
             } else {
-                for (d, s) in dst.chunks_exact_mut(width).zip(src.chunks_exact(ow)) {
-                    d[..ow].copy_from_slice(s);
+                for (row, (d, s)) in dst
+                    .chunks_exact_mut(width)
+                    .zip(src.chunks_exact(ow))
+                    .enumerate()
+                {
+                    copy_grad(&mut d[..ow], s, y.map(|y| &y[row * ow..(row + 1) * ow]));
                     d[ow..].fill(0.0);
                 }
             }
@@ -682,6 +724,7 @@ fn backward_range(
     x: &[f32],
     weight: &[f32],
     grad: &[f32],
+    relu_output: Option<&[f32]>,
     wanted: Wanted,
     range: &[(usize, usize)],
     mut dx: Option<&mut [f32]>,
@@ -704,7 +747,7 @@ fn backward_range(
             let (col, rest) = scratch.split_at_mut(k * cols);
             let (dcol, rest) = rest.split_at_mut(k * cols);
             let (dy, padded) = rest.split_at_mut(co * cols);
-            let dy = group_output_grad(geo, grad, (first, end), dy);
+            let dy = group_output_grad(geo, grad, relu_output, (first, end), dy);
             if let (true, Some(db)) = (wanted.bias, db.as_deref_mut()) {
                 for (b, row) in db.iter_mut().zip(dy.chunks_exact(cols)) {
                     *b += sum(row);
@@ -747,12 +790,15 @@ fn backward_range(
 }
 
 /// Backward pass: the gradients with respect to the input, the weight and the bias, given the
-/// forward inputs and `grad` (the gradient of the output, `N x C_out x OH x OW`).
+/// forward inputs and `grad` (the gradient of the output, `N x C_out x OH x OW`). When a ReLU
+/// followed the convolution ([`forward`] with `relu`), `relu_output` is its output and `grad` the
+/// gradient of that: it is masked on the way in.
 pub fn backward(
     geo: &Geometry,
     x: &[f32],
     weight: &[f32],
     grad: &[f32],
+    relu_output: Option<&[f32]>,
     wanted: Wanted,
 ) -> Gradients {
     assert_eq!(x.len(), geo.input_len(), "conv2d backward: input size");
@@ -765,6 +811,10 @@ pub fn backward(
         grad.len(),
         geo.output_len(),
         "conv2d backward: gradient size"
+    );
+    assert!(
+        relu_output.is_none_or(|y| y.len() == geo.output_len()),
+        "conv2d backward: ReLU output size"
     );
     let image_in = geo.in_channels * geo.in_plane();
     let co = geo.out_channels;
@@ -779,10 +829,21 @@ pub fn backward(
     let per_range = groups.len().div_ceil(ranges);
     let threads = threads_for(groups.len());
     let sums = wanted.weight || wanted.bias;
-    let mut dx = wanted.input.then(|| vec![0.0f32; geo.input_len()]);
+    let mut dx = wanted.input.then(|| zeros(geo.input_len()));
 
     let run = |range: &[(usize, usize)], dx: Option<&mut [f32]>, partial: Option<&mut [f32]>| {
-        backward_range(geo, x, weight, grad, wanted, range, dx, partial, threads);
+        backward_range(
+            geo,
+            x,
+            weight,
+            grad,
+            relu_output,
+            wanted,
+            range,
+            dx,
+            partial,
+            threads,
+        );
     };
 
     let ranges: Vec<&[(usize, usize)]> = groups.chunks(per_range).collect();
@@ -880,7 +941,7 @@ mod tests {
             let geo = Geometry::new(x, w, stride, dilation, pad_begin, pad_end).expect("geometry");
             let xs = values(geo.input_len(), 1);
             let ws = values(geo.weight_len(), 2);
-            let got = forward(&geo, &xs, &ws, None);
+            let got = forward(&geo, &xs, &ws, None, false);
             let want = naive_forward(&geo, &xs, &ws);
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() < 1e-5, "{geo:?}: {g} vs {w}");
@@ -956,7 +1017,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .expect("a thread pool")
-                .install(|| backward(&geo, &x, &w, &dy, all))
+                .install(|| backward(&geo, &x, &w, &dy, None, all))
         };
         let (one, four) = (on(1), on(4));
         assert_eq!(one.weight, four.weight);

@@ -39,13 +39,38 @@ pub trait ConvBackend: Backend {
     ) -> Tensor<Self, 4> {
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
+
+    /// [`ConvBackend::conv2d_one_group`] followed by a ReLU; by default the two of them.
+    fn conv2d_relu_one_group(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        options: PaddedConvOptions<2>,
+    ) -> Tensor<Self, 4> {
+        burn::tensor::activation::relu(Self::conv2d_one_group(x, weight, bias, options))
+    }
 }
 
 /// Applies `conv` to `x` (`[N, C_in, H, W]`), as `conv.forward(x)` does, through the backend's
 /// fastest convolution.
 pub fn forward<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    run(conv, x, false)
+}
+
+/// `relu(conv.forward(x))`, with the ReLU applied inside the convolution's own passes on the CPU
+/// (its mask too, in the backward pass): two passes over the output fewer.
+pub fn forward_relu<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    run(conv, x, true)
+}
+
+fn run<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {
     if conv.groups != 1 {
-        return conv.forward(x);
+        let y = conv.forward(x);
+        return if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
     }
     let [_, _, height, width] = x.dims();
     let ((top, bottom), (left, right)) = padding(
@@ -56,12 +81,12 @@ pub fn forward<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4
     );
     let options =
         PaddedConvOptions::asymmetric(conv.stride, [top, left], [bottom, right], conv.dilation, 1);
-    B::conv2d_one_group(
-        x,
-        conv.weight.val(),
-        conv.bias.as_ref().map(|b| b.val()),
-        options,
-    )
+    let (weight, bias) = (conv.weight.val(), conv.bias.as_ref().map(|b| b.val()));
+    if relu {
+        B::conv2d_relu_one_group(x, weight, bias, options)
+    } else {
+        B::conv2d_one_group(x, weight, bias, options)
+    }
 }
 
 /// `(before, after)` padding of each axis, as `Conv2d::forward` computes it ("same": the output
@@ -117,6 +142,7 @@ fn flex_forward(
     weight: &FlexTensor,
     bias: Option<&FlexTensor>,
     options: &PaddedConvOptions<2>,
+    relu: bool,
 ) -> Option<FlexTensor> {
     let geo = geometry(x, weight, options)?;
     if bias.is_some_and(|b| b.dtype() != DType::F32) {
@@ -124,7 +150,8 @@ fn flex_forward(
     }
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
     let bias = bias.map(FlexTensor::to_contiguous);
-    let out = cpu::forward(&geo, values(&x), values(&weight), bias.as_ref().map(values));
+    let bias = bias.as_ref().map(values);
+    let out = cpu::forward(&geo, values(&x), values(&weight), bias, relu);
     Some(tensor(
         out,
         [geo.batch, geo.out_channels, geo.output[0], geo.output[1]],
@@ -135,6 +162,25 @@ fn float<B: Backend>(t: Tensor<B, 4>) -> B::FloatTensorPrimitive {
     t.into_primitive().tensor()
 }
 
+/// The convolution (and ReLU) on `Flex`: the CPU kernels, or Burn's where they do not apply.
+fn flex_conv(
+    x: Tensor<Flex, 4>,
+    weight: Tensor<Flex, 4>,
+    bias: Option<Tensor<Flex, 1>>,
+    options: PaddedConvOptions<2>,
+    relu: bool,
+) -> Tensor<Flex, 4> {
+    let bias_t = bias.clone().map(|b| b.into_primitive().tensor());
+    let (xp, wp) = (float(x.clone()), float(weight.clone()));
+    match flex_forward(&xp, &wp, bias_t.as_ref(), &options, relu) {
+        Some(out) => Tensor::from_primitive(TensorPrimitive::Float(out)),
+        None if relu => {
+            burn::tensor::activation::relu(burn::tensor::module::conv2d(x, weight, bias, options))
+        }
+        None => burn::tensor::module::conv2d(x, weight, bias, options),
+    }
+}
+
 impl ConvBackend for Flex {
     fn conv2d_one_group(
         x: Tensor<Self, 4>,
@@ -142,16 +188,16 @@ impl ConvBackend for Flex {
         bias: Option<Tensor<Self, 1>>,
         options: PaddedConvOptions<2>,
     ) -> Tensor<Self, 4> {
-        let bias_t = bias.clone().map(|b| b.into_primitive().tensor());
-        match flex_forward(
-            &float(x.clone()),
-            &float(weight.clone()),
-            bias_t.as_ref(),
-            &options,
-        ) {
-            Some(out) => Tensor::from_primitive(TensorPrimitive::Float(out)),
-            None => burn::tensor::module::conv2d(x, weight, bias, options),
-        }
+        flex_conv(x, weight, bias, options, false)
+    }
+
+    fn conv2d_relu_one_group(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        options: PaddedConvOptions<2>,
+    ) -> Tensor<Self, 4> {
+        flex_conv(x, weight, bias, options, true)
     }
 }
 
@@ -161,8 +207,9 @@ impl ConvBackend for Flex {
 struct Conv2dBackward;
 
 impl Backward<Flex, 3> for Conv2dBackward {
-    /// The input and weight as saved for the backward pass, and the geometry.
-    type State = (NodeId, NodeId, Geometry);
+    /// The input and weight as saved for the backward pass, the geometry, and the output when a
+    /// ReLU was applied in the forward pass (its mask is the output's positive values).
+    type State = (NodeId, NodeId, Geometry, Option<FlexTensor>);
 
     fn backward(
         self,
@@ -172,7 +219,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
     ) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (x_state, weight_state, geo) = ops.state;
+        let (x_state, weight_state, geo, relu_output) = ops.state;
         let x = checkpointer
             .retrieve_node_output::<FlexTensor>(x_state)
             .to_contiguous();
@@ -184,7 +231,15 @@ impl Backward<Flex, 3> for Conv2dBackward {
             weight: node_weight.is_some(),
             bias: node_bias.is_some(),
         };
-        let out = cpu::backward(&geo, values(&x), values(&weight), values(&grad), wanted);
+        let relu_output = relu_output.map(|y| y.to_contiguous());
+        let out = cpu::backward(
+            &geo,
+            values(&x),
+            values(&weight),
+            values(&grad),
+            relu_output.as_ref().map(values),
+            wanted,
+        );
         let dims = |t: &FlexTensor| t.shape();
         if let (Some(node), Some(dx)) = (node_x, out.input) {
             grads.register::<Flex>(node.id, tensor(dx, dims(&x)));
@@ -198,6 +253,54 @@ impl Backward<Flex, 3> for Conv2dBackward {
     }
 }
 
+/// The recorded convolution (and ReLU) on `Autodiff<Flex>`, or Burn's where the CPU kernels do
+/// not apply.
+fn autodiff_conv<C: CheckpointStrategy>(
+    x: Tensor<Autodiff<Flex, C>, 4>,
+    weight: Tensor<Autodiff<Flex, C>, 4>,
+    bias: Option<Tensor<Autodiff<Flex, C>, 1>>,
+    options: PaddedConvOptions<2>,
+    relu: bool,
+) -> Tensor<Autodiff<Flex, C>, 4> {
+    let (xp, wp) = (float(x.clone()), float(weight.clone()));
+    let Some(geo) = geometry(&xp.primitive, &wp.primitive, &options) else {
+        let y = burn::tensor::module::conv2d(x, weight, bias, options);
+        return if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
+    };
+    // Without a bias, a constant zero one (not tracked, so no gradient is computed for it).
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([geo.out_channels], &x.device()));
+    let bp = bias.into_primitive().tensor();
+    let forward = || {
+        flex_forward(
+            &xp.primitive,
+            &wp.primitive,
+            Some(&bp.primitive),
+            &options,
+            relu,
+        )
+        .expect("the geometry was accepted above")
+    };
+    let out = match Conv2dBackward
+        .prepare::<C>([xp.node.clone(), wp.node.clone(), bp.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let x_state = prep.checkpoint(&xp);
+            let weight_state = prep.checkpoint(&wp);
+            let out = forward();
+            let relu_output = relu.then(|| out.clone());
+            prep.finish((x_state, weight_state, geo, relu_output), out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward()),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
 impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
     fn conv2d_one_group(
         x: Tensor<Self, 4>,
@@ -205,33 +308,16 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
         bias: Option<Tensor<Self, 1>>,
         options: PaddedConvOptions<2>,
     ) -> Tensor<Self, 4> {
-        let (xp, wp) = (float(x.clone()), float(weight.clone()));
-        let Some(geo) = geometry(&xp.primitive, &wp.primitive, &options) else {
-            return burn::tensor::module::conv2d(x, weight, bias, options);
-        };
-        // Without a bias, a constant zero one (not tracked, so no gradient is computed for it).
-        let bias = bias.unwrap_or_else(|| Tensor::zeros([geo.out_channels], &x.device()));
-        let bp = bias.into_primitive().tensor();
-        let out = match Conv2dBackward
-            .prepare::<C>([xp.node.clone(), wp.node.clone(), bp.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&xp);
-                let weight_state = prep.checkpoint(&wp);
-                let out = flex_forward(&xp.primitive, &wp.primitive, Some(&bp.primitive), &options);
-                prep.finish(
-                    (x_state, weight_state, geo),
-                    out.expect("the geometry was accepted above"),
-                )
-            }
-            OpsKind::UnTracked(prep) => {
-                let out = flex_forward(&xp.primitive, &wp.primitive, Some(&bp.primitive), &options);
-                prep.finish(out.expect("the geometry was accepted above"))
-            }
-        };
-        Tensor::from_primitive(TensorPrimitive::Float(out))
+        autodiff_conv(x, weight, bias, options, false)
+    }
+
+    fn conv2d_relu_one_group(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        options: PaddedConvOptions<2>,
+    ) -> Tensor<Self, 4> {
+        autodiff_conv(x, weight, bias, options, true)
     }
 }
 
