@@ -669,8 +669,12 @@ fn copy_grad(dst: &mut [f32], src: &[f32], relu_output: Option<&[f32]>) {
     match relu_output {
         None => dst.copy_from_slice(src),
         Some(y) => {
+            let n = dst.len();
+            let (src, y) = (&src[..n], &y[..n]);
+            // Branch-free, so that it vectorises: the gradient's bits, or all of them cleared.
             for ((d, s), y) in dst.iter_mut().zip(src).zip(y) {
-                *d = if *y > 0.0 { *s } else { 0.0 };
+                let keep = u32::from(*y > 0.0).wrapping_neg();
+                *d = f32::from_bits(s.to_bits() & keep);
             }
         }
     }
