@@ -770,6 +770,12 @@ fn backward_range(
                 );
             }
             if let Some(dx) = dx.as_deref_mut() {
+                if let (Some(grid), true) = (geo.grid(), end - first == 1) {
+                    let local = first - base;
+                    let dx = &mut dx[local * image_in..(local + 1) * image_in];
+                    fold_by_taps(geo, grid, weight, dy, dx, padded, threads);
+                    return;
+                }
                 matmul(
                     MatMut::rows(dcol, k, cols),
                     false,
@@ -791,6 +797,48 @@ fn backward_range(
             }
         });
     }
+}
+
+/// The input gradient of one image on a grid, without unfolding: each kernel tap's product
+/// `W_tapᵀ · dY` (`C_in x C_out` times `C_out x OH*Wp`) is added straight onto the tap's slice of
+/// the padded gradient planes, which stay in cache, instead of a `K x OH*Wp` matrix written out
+/// and folded back in a second pass.
+fn fold_by_taps(
+    geo: &Geometry,
+    grid: Grid,
+    weight: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    padded: &mut [f32],
+    threads: Threads,
+) {
+    let (k, co, ci) = (geo.taps(), geo.out_channels, geo.in_channels);
+    let n = geo.output[0] * grid.width;
+    let [kh, kw] = geo.kernel;
+    let plane = grid.plane();
+    padded.fill(0.0);
+    for ty in 0..kh {
+        for tx in 0..kw {
+            let tap = ty * kw + tx;
+            let from = grid.offset(geo, ty, tx);
+            // W_tap: `C_out x C_in`, element (o, i) at o*K + i*kh*kw + tap.
+            let w_tap = Mat {
+                data: &weight[tap..],
+                rows: co,
+                cols: ci,
+                row_stride: k,
+                col_stride: kh * kw,
+            };
+            let dst = MatMut {
+                data: &mut padded[from..],
+                rows: ci,
+                cols: n,
+                row_stride: plane,
+            };
+            matmul(dst, true, w_tap.t(), Mat::rows(&dy[..co * n], co, n), threads);
+        }
+    }
+    crop(geo, grid, padded, dx);
 }
 
 /// Backward pass: the gradients with respect to the input, the weight and the bias, given the
