@@ -835,7 +835,13 @@ fn fold_by_taps(
                 cols: n,
                 row_stride: plane,
             };
-            matmul(dst, true, w_tap.t(), Mat::rows(&dy[..co * n], co, n), threads);
+            matmul(
+                dst,
+                true,
+                w_tap.t(),
+                Mat::rows(&dy[..co * n], co, n),
+                threads,
+            );
         }
     }
     crop(geo, grid, padded, dx);
