@@ -30,24 +30,31 @@ use cpu::Geometry;
 
 /// A backend whose convolutions the models call through [`forward`].
 pub trait ConvBackend: Backend {
-    /// `conv2d` with one group; by default Burn's.
+    /// `conv2d` with one group, followed by a ReLU when `relu`; by default Burn's two.
     fn conv2d_one_group(
         x: Tensor<Self, 4>,
         weight: Tensor<Self, 4>,
         bias: Option<Tensor<Self, 1>>,
         options: PaddedConvOptions<2>,
+        relu: bool,
     ) -> Tensor<Self, 4> {
-        burn::tensor::module::conv2d(x, weight, bias, options)
+        burn_conv(x, weight, bias, options, relu)
     }
+}
 
-    /// [`ConvBackend::conv2d_one_group`] followed by a ReLU; by default the two of them.
-    fn conv2d_relu_one_group(
-        x: Tensor<Self, 4>,
-        weight: Tensor<Self, 4>,
-        bias: Option<Tensor<Self, 1>>,
-        options: PaddedConvOptions<2>,
-    ) -> Tensor<Self, 4> {
-        burn::tensor::activation::relu(Self::conv2d_one_group(x, weight, bias, options))
+/// Burn's own `conv2d`, then its ReLU when `relu`.
+fn burn_conv<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: PaddedConvOptions<2>,
+    relu: bool,
+) -> Tensor<B, 4> {
+    let y = burn::tensor::module::conv2d(x, weight, bias, options);
+    if relu {
+        burn::tensor::activation::relu(y)
+    } else {
+        y
     }
 }
 
@@ -82,11 +89,7 @@ fn run<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>, relu: bool) -> Tensor<
     let options =
         PaddedConvOptions::asymmetric(conv.stride, [top, left], [bottom, right], conv.dilation, 1);
     let (weight, bias) = (conv.weight.val(), conv.bias.as_ref().map(|b| b.val()));
-    if relu {
-        B::conv2d_relu_one_group(x, weight, bias, options)
-    } else {
-        B::conv2d_one_group(x, weight, bias, options)
-    }
+    B::conv2d_one_group(x, weight, bias, options, relu)
 }
 
 /// `(before, after)` padding of each axis, as `Conv2d::forward` computes it ("same": the output
@@ -174,10 +177,7 @@ fn flex_conv(
     let (xp, wp) = (float(x.clone()), float(weight.clone()));
     match flex_forward(&xp, &wp, bias_t.as_ref(), &options, relu) {
         Some(out) => Tensor::from_primitive(TensorPrimitive::Float(out)),
-        None if relu => {
-            burn::tensor::activation::relu(burn::tensor::module::conv2d(x, weight, bias, options))
-        }
-        None => burn::tensor::module::conv2d(x, weight, bias, options),
+        None => burn_conv(x, weight, bias, options, relu),
     }
 }
 
@@ -187,17 +187,9 @@ impl ConvBackend for Flex {
         weight: Tensor<Self, 4>,
         bias: Option<Tensor<Self, 1>>,
         options: PaddedConvOptions<2>,
+        relu: bool,
     ) -> Tensor<Self, 4> {
-        flex_conv(x, weight, bias, options, false)
-    }
-
-    fn conv2d_relu_one_group(
-        x: Tensor<Self, 4>,
-        weight: Tensor<Self, 4>,
-        bias: Option<Tensor<Self, 1>>,
-        options: PaddedConvOptions<2>,
-    ) -> Tensor<Self, 4> {
-        flex_conv(x, weight, bias, options, true)
+        flex_conv(x, weight, bias, options, relu)
     }
 }
 
@@ -264,12 +256,7 @@ fn autodiff_conv<C: CheckpointStrategy>(
 ) -> Tensor<Autodiff<Flex, C>, 4> {
     let (xp, wp) = (float(x.clone()), float(weight.clone()));
     let Some(geo) = geometry(&xp.primitive, &wp.primitive, &options) else {
-        let y = burn::tensor::module::conv2d(x, weight, bias, options);
-        return if relu {
-            burn::tensor::activation::relu(y)
-        } else {
-            y
-        };
+        return burn_conv(x, weight, bias, options, relu);
     };
     // Without a bias, a constant zero one (not tracked, so no gradient is computed for it).
     let bias = bias.unwrap_or_else(|| Tensor::zeros([geo.out_channels], &x.device()));
@@ -307,17 +294,9 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
         weight: Tensor<Self, 4>,
         bias: Option<Tensor<Self, 1>>,
         options: PaddedConvOptions<2>,
+        relu: bool,
     ) -> Tensor<Self, 4> {
-        autodiff_conv(x, weight, bias, options, false)
-    }
-
-    fn conv2d_relu_one_group(
-        x: Tensor<Self, 4>,
-        weight: Tensor<Self, 4>,
-        bias: Option<Tensor<Self, 1>>,
-        options: PaddedConvOptions<2>,
-    ) -> Tensor<Self, 4> {
-        autodiff_conv(x, weight, bias, options, true)
+        autodiff_conv(x, weight, bias, options, relu)
     }
 }
 
