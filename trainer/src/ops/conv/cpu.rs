@@ -593,23 +593,18 @@ fn forward_group(
                 }
             }
         }
-        match (bias, relu) {
-            (Some(bias), false) => {
-                for image in out.chunks_exact_mut(image_out) {
-                    for (plane, b) in image.chunks_exact_mut(hw).zip(bias) {
+        // The bias, then the ReLU, in one pass while the group is in cache.
+        if bias.is_some() || relu {
+            for image in out.chunks_exact_mut(image_out) {
+                for (c, plane) in image.chunks_exact_mut(hw).enumerate() {
+                    let b = bias.map_or(0.0, |b| b[c]);
+                    if relu {
+                        plane.iter_mut().for_each(|v| *v = (*v + b).max(0.0));
+                    } else {
                         plane.iter_mut().for_each(|v| *v += b);
                     }
                 }
             }
-            (Some(bias), true) => {
-                for image in out.chunks_exact_mut(image_out) {
-                    for (plane, b) in image.chunks_exact_mut(hw).zip(bias) {
-                        plane.iter_mut().for_each(|v| *v = (*v + b).max(0.0));
-                    }
-                }
-            }
-            (None, true) => out.iter_mut().for_each(|v| *v = v.max(0.0)),
-            (None, false) => {}
         }
     });
 }
@@ -626,6 +621,10 @@ pub fn forward(
 ) -> Vec<f32> {
     assert_eq!(x.len(), geo.input_len(), "conv2d: input size");
     assert_eq!(weight.len(), geo.weight_len(), "conv2d: weight size");
+    assert!(
+        bias.is_none_or(|b| b.len() == geo.out_channels),
+        "conv2d: bias size"
+    );
     let image_out = geo.out_channels * geo.out_plane();
     let g = geo.group();
     let mut out = zeros(geo.output_len());

@@ -50,7 +50,11 @@ fn burn_conv<B: Backend>(
     options: PaddedConvOptions<2>,
     relu: bool,
 ) -> Tensor<B, 4> {
-    let y = burn::tensor::module::conv2d(x, weight, bias, options);
+    relu_if(burn::tensor::module::conv2d(x, weight, bias, options), relu)
+}
+
+/// Burn's ReLU of `y` when `relu`, else `y`.
+fn relu_if<B: Backend>(y: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {
     if relu {
         burn::tensor::activation::relu(y)
     } else {
@@ -72,12 +76,7 @@ pub fn forward_relu<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor
 
 fn run<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {
     if conv.groups != 1 {
-        let y = conv.forward(x);
-        return if relu {
-            burn::tensor::activation::relu(y)
-        } else {
-            y
-        };
+        return relu_if(conv.forward(x), relu);
     }
     let [_, _, height, width] = x.dims();
     let ((top, bottom), (left, right)) = padding(
