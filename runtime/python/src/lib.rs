@@ -214,11 +214,13 @@ impl Prediction {
 #[pyclass(module = "cifar_onnx", frozen)]
 struct Classifier {
     inner: Mutex<runtime::Classifier>,
-    classes: Vec<String>,
+    // What the classifier was built with and never changes: read without its lock (and so
+    // without waiting, GIL held, for a call in another thread).
+    info: runtime::ModelInfo,
+    config: runtime::InputConfig,
     engine: &'static str,
     provider: String,
     fallback_reason: Option<String>,
-    input_size: (usize, usize),
 }
 
 /// Where ONNX Runtime's library is when the caller did not say: `ORT_DYLIB_PATH` is read by the
@@ -253,7 +255,7 @@ impl Classifier {
 
     fn context(&self, top_k: usize) -> PyResult<RowContext> {
         Ok(RowContext {
-            classes: self.classes.clone(),
+            classes: self.info.classes.clone().unwrap_or_default(),
             top_k: count("top_k", top_k, runtime::MAX_CLASSES)?,
             engine: self.engine.to_string(),
             provider: self.provider.clone(),
@@ -269,15 +271,6 @@ impl Classifier {
             options.decode_threads = count("threads", n, batch::MAX_THREADS)?;
         }
         Ok(options)
-    }
-
-    /// What the engine has loaded, taken without holding the GIL while a call in another
-    /// thread holds the classifier.
-    fn snapshot(&self, py: Python<'_>) -> (runtime::ModelInfo, runtime::InputConfig) {
-        py.detach(|| {
-            let classifier = self.lock();
-            (classifier.info().clone(), classifier.input_config().clone())
-        })
     }
 }
 
@@ -321,13 +314,12 @@ impl Classifier {
         let classifier = py
             .detach(|| builder.build_from_file(&path))
             .map_err(to_py)?;
-        let config = classifier.input_config();
         Ok(Classifier {
-            classes: classifier.info().classes.clone().unwrap_or_default(),
+            info: classifier.info().clone(),
+            config: classifier.input_config().clone(),
             engine: classifier.engine_name(),
             provider: classifier.provider(),
             fallback_reason: classifier.fallback_reason().map(str::to_string),
-            input_size: (config.height, config.width),
             inner: Mutex::new(classifier),
         })
     }
@@ -353,13 +345,13 @@ impl Classifier {
     /// The class names the model carries (empty when it names none).
     #[getter]
     fn classes(&self) -> Vec<String> {
-        self.classes.clone()
+        self.info.classes.clone().unwrap_or_default()
     }
 
     /// The images' size as the model takes them: `(height, width)`.
     #[getter]
     fn input_size(&self) -> (usize, usize) {
-        self.input_size
+        (self.config.height, self.config.width)
     }
 
     /// Classifies one image: a path, or the encoded bytes of a PNG, JPEG, BMP, GIF or WebP.
@@ -501,7 +493,7 @@ impl Classifier {
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let batch = count("batch", batch, batch::MAX_BATCH)?;
         let shape = images.shape().to_vec();
-        let (height, width) = self.input_size;
+        let (height, width) = self.input_size();
         let view = images.as_array();
         let view = match shape[..] {
             [h, w, 3] if (h, w) == (height, width) => view.insert_axis(numpy::ndarray::Axis(0)),
@@ -540,7 +532,7 @@ impl Classifier {
 
     /// What the model says about itself, and how it runs: a dict.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (info, config) = self.snapshot(py);
+        let (info, config) = (&self.info, &self.config);
         let tensor = |t: &runtime::TensorInfo| -> PyResult<Bound<'py, PyDict>> {
             let d = PyDict::new(py);
             d.set_item("name", &t.name)?;
@@ -567,14 +559,13 @@ impl Classifier {
         Ok(d)
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        let (info, _) = self.snapshot(py);
+    fn __repr__(&self) -> String {
         format!(
             "Classifier({:?}, engine={:?}, provider={:?}, input={})",
-            path_text(&info.path),
+            path_text(&self.info.path),
             self.engine,
             self.provider,
-            info.input.shape_text()
+            self.info.input.shape_text()
         )
     }
 }
