@@ -10,8 +10,8 @@ const TRITONCLIENT: &str = "tritonclient==2.73.0";
 const PROTOBUF: &str = "protobuf==6.33.5";
 
 /// A folder holding Triton's `model_config_pb2.py` (taken out of the `tritonclient` wheel by the
-/// runtime's own wheel fetcher) and the `protobuf` package it needs (its wheel unpacked), kept in
-/// the build's temporary folder.
+/// runtime's own wheel fetcher) and the `protobuf` package it needs (installed there by pip),
+/// kept in the build's temporary folder.
 fn schema_site() -> PathBuf {
     let site = Path::new(env!("CARGO_TARGET_TMPDIR")).join("triton-schema");
     runtime::pip::fetch_wheel_file(
@@ -24,33 +24,24 @@ fn schema_site() -> PathBuf {
     if site.join("google/protobuf").is_dir() {
         return site;
     }
-    let wheels = tempfile::tempdir().expect("a temporary folder");
-    let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-        ])
-        .args([PROTOBUF, "-d"])
-        .arg(wheels.path())
-        .status()
-        .expect("python3 -m pip runs");
-    assert!(status.success(), "pip download {PROTOBUF}");
+    // Installed by pip into a folder of its own, then moved into place in one step.
     let unpacked = site.join(".protobuf-unpacking");
     let _ = std::fs::remove_dir_all(&unpacked);
     let status = Command::new("python3")
         .args([
-            "-c",
-            "import glob, sys, zipfile\nzipfile.ZipFile(glob.glob(sys.argv[2] + '/*.whl')[0]).extractall(sys.argv[1])",
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--target",
         ])
         .arg(&unpacked)
-        .arg(wheels.path())
+        .arg(PROTOBUF)
         .status()
-        .expect("python3 runs");
-    assert!(status.success());
+        .expect("python3 -m pip runs");
+    assert!(status.success(), "pip install {PROTOBUF}");
     std::fs::rename(unpacked.join("google"), site.join("google"))
         .expect("the unpacked package moves into place");
     let _ = std::fs::remove_dir_all(&unpacked);
