@@ -16,9 +16,15 @@
 //! gradient is zero there), which costs at most a fifth more columns ([`Geometry::grid`]) and
 //! saves a copy call per output row: on 13- to 32-wide maps that was most of the unfolding's time.
 //!
+//! On such a grid with at least eight input channels, the weight gradient, and the forward pass
+//! where there are at least 64 output channels, are computed from a channels-last copy of the
+//! padded image instead, with no unfolded matrix ([`channels_last`]).
+//!
 //! Groups run in parallel on rayon's pool. The weight and bias gradients are summed per fixed
 //! range of groups and then in range order, so the result does not depend on the thread count
 //! or on scheduling: the same inputs give the same bits.
+
+mod channels_last;
 
 use super::gemm::{matmul, Mat, MatMut, Threads};
 use crate::ops::zeros;
@@ -546,6 +552,7 @@ fn forward_group(
     geo: &Geometry,
     x: &[f32],
     weight: &[f32],
+    weight_taps_first: Option<&[f32]>,
     bias: Option<&[f32]>,
     relu: bool,
     (first, end): (usize, usize),
@@ -560,11 +567,23 @@ fn forward_group(
     with_scratch(k * cols + co * cols + padded_len(geo), |scratch| {
         let (col, rest) = scratch.split_at_mut(k * cols);
         let (y, padded) = rest.split_at_mut(co * cols);
-        for (j, image) in (first..end).enumerate() {
-            unfold(geo, x, image, col, cols, j * n, padded);
+        let channels_last = channels_last::forward_grid(geo).zip(weight_taps_first);
+        if let Some((grid, weight)) = channels_last {
+            let image_in = geo.in_channels * geo.in_plane();
+            for (image, out) in (first..end).zip(out.chunks_exact_mut(image_out)) {
+                let padded = &mut padded[..channels_last::grid_len(geo, grid)];
+                channels_last::pad(geo, grid, &x[image * image_in..][..image_in], padded);
+                channels_last::forward_image(geo, grid, padded, weight, y, out, threads);
+            }
+        } else {
+            for (j, image) in (first..end).enumerate() {
+                unfold(geo, x, image, col, cols, j * n, padded);
+            }
         }
         let weight = Mat::rows(weight, co, k);
-        if n == hw && end - first == 1 {
+        if channels_last.is_some() {
+            // Written above.
+        } else if n == hw && end - first == 1 {
             matmul(
                 MatMut::rows(out, co, hw),
                 false,
@@ -630,8 +649,21 @@ pub fn forward(
     let mut out = zeros(geo.output_len());
     let groups = groups(geo);
     let threads = threads_for(groups.len());
-    let run =
-        |range, out: &mut [f32]| forward_group(geo, x, weight, bias, relu, range, out, threads);
+    let taps_first =
+        channels_last::forward_grid(geo).map(|_| channels_last::taps_first(geo, weight));
+    let run = |range, out: &mut [f32]| {
+        forward_group(
+            geo,
+            x,
+            weight,
+            taps_first.as_deref(),
+            bias,
+            relu,
+            range,
+            out,
+            threads,
+        )
+    };
     match threads {
         Threads::One => out
             .par_chunks_mut(g * image_out)
@@ -756,7 +788,18 @@ fn backward_range(
                     *b += sum(row);
                 }
             }
-            if let (true, Some(dw)) = (wanted.weight, dw.as_deref_mut()) {
+            if let (true, Some(dw), Some(grid)) = (
+                wanted.weight,
+                dw.as_deref_mut(),
+                channels_last::weight_grid(geo),
+            ) {
+                let padded = &mut padded[..channels_last::grid_len(geo, grid)];
+                for (j, image) in (first..end).enumerate() {
+                    channels_last::pad(geo, grid, &x[image * image_in..][..image_in], padded);
+                    let dy = &dy[j * n..];
+                    channels_last::add_weight_gradient(geo, grid, padded, dy, cols, dw, threads);
+                }
+            } else if let (true, Some(dw)) = (wanted.weight, dw.as_deref_mut()) {
                 for (j, image) in (first..end).enumerate() {
                     unfold(geo, x, image, col, cols, j * n, padded);
                 }
@@ -932,6 +975,9 @@ pub fn backward(
         total
     };
     let db = total.split_off(geo.weight_len());
+    if channels_last::weight_grid(geo).is_some() {
+        channels_last::taps_last(geo, &mut total);
+    }
     Gradients {
         input: dx,
         weight: wanted.weight.then_some(total),

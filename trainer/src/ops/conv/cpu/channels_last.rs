@@ -1,0 +1,256 @@
+//! The weight gradient, and the forward pass of wide convolutions, on a channels-last copy of the
+//! padded grid, with no unfolded matrix at all.
+//!
+//! The image is copied once, transposed, into a zero-padded grid of positions with its `C`
+//! channels side by side (`(Hp*Wp + slack) x C`). For kernel row `ty`, the unfolded rows of the
+//! `kw` taps of that row are then a strided view of this copy: grid position `j`'s values are the
+//! `kw*C` consecutive floats from `(j + ty*Wp)*C` on, so the view is an `n x kw*C` matrix whose
+//! rows are `C` apart (they overlap, which a read-only operand may). A convolution is `kh`
+//! products over such views instead of one over a `C*kh*kw x n` matrix written out first:
+//! - weight gradient: `dW_ty += dY · V_ty` (`C_out x n` times `n x kw*C`), one product per image
+//!   and kernel row, into the weight gradient held as `C_out x kh x kw x C` (taps before
+//!   channels), which [`taps_last`] turns back into Burn's order at the end. `gemm` reads the view
+//!   as it is, without packing it: the unfolding and the packing, the two copies of the
+//!   NCHW path, are both gone.
+//! - forward: `Yᵀ += V_ty · W_ty` (`n x kw*C` times `kw*C x C_out`), with the weight in the same
+//!   taps-first order ([`taps_first`]); the product is channels-last too, and is transposed into
+//!   the NCHW output row by row. The product's rows are the output channels here, which pays
+//!   where there are at least [`FORWARD_MIN_OUT`] of them (the widest microkernel's height).
+//!
+//! Taken for a stride-1 grid ([`Geometry::grid`]) with no horizontal dilation and at least
+//! [`MIN_CHANNELS`] input channels; the rest stays on the NCHW path.
+
+use super::{Geometry, Grid};
+use crate::ops::conv::gemm::{matmul, Mat, MatMut, Threads};
+
+/// Fewer input channels make the views' rows (`kw*C` floats) too short for a product.
+const MIN_CHANNELS: usize = 8;
+/// Output channels from which the forward pass is run channels-last (see the module's
+/// documentation; on the CNN, its conv2 with 32 ran no faster, its conv4 with 64 about a fifth).
+const FORWARD_MIN_OUT: usize = 64;
+
+/// The grid, when the weight gradient is computed channels-last.
+pub(super) fn weight_grid(geo: &Geometry) -> Option<Grid> {
+    geo.grid()
+        .filter(|_| geo.dilation[1] == 1 && geo.in_channels >= MIN_CHANNELS)
+}
+
+/// The grid, when the forward pass is run channels-last.
+pub(super) fn forward_grid(geo: &Geometry) -> Option<Grid> {
+    weight_grid(geo).filter(|_| geo.out_channels >= FORWARD_MIN_OUT)
+}
+
+/// Floats of one image's channels-last grid.
+pub(super) fn grid_len(geo: &Geometry, grid: Grid) -> usize {
+    grid.plane() * geo.in_channels
+}
+
+/// `dst[j * dst_stride + i] = src[i * src_stride + j]` for `i < rows`, `j < cols`: in 8 x 8
+/// tiles, read along `src`'s rows and written along `dst`'s.
+fn transpose(
+    src: &[f32],
+    (rows, cols): (usize, usize),
+    src_stride: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
+    const T: usize = 8;
+    for i in (0..rows).step_by(T) {
+        let tile_rows = T.min(rows - i);
+        for j in (0..cols).step_by(T) {
+            let tile_cols = T.min(cols - j);
+            if tile_rows == T && tile_cols == T {
+                let mut tile = [[0.0f32; T]; T];
+                for (a, row) in tile.iter_mut().enumerate() {
+                    let at = (i + a) * src_stride + j;
+                    row.copy_from_slice(&src[at..at + T]);
+                }
+                for b in 0..T {
+                    let at = (j + b) * dst_stride + i;
+                    for (d, row) in dst[at..at + T].iter_mut().zip(&tile) {
+                        *d = row[b];
+                    }
+                }
+            } else {
+                for a in 0..tile_rows {
+                    for b in 0..tile_cols {
+                        dst[(j + b) * dst_stride + i + a] = src[(i + a) * src_stride + j + b];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies one image (`C x H x W`) into its channels-last padded grid `out`
+/// (`grid.plane() x C`), zero around it.
+pub(super) fn pad(geo: &Geometry, grid: Grid, image: &[f32], out: &mut [f32]) {
+    let c = geo.in_channels;
+    let [h, w] = geo.input;
+    let [top, left] = geo.pad;
+    let row_len = grid.width * c;
+    let right = (grid.width - left - w) * c;
+    out[..top * row_len].fill(0.0);
+    out[(top + h) * row_len..].fill(0.0);
+    for y in 0..h {
+        let row = &mut out[(top + y) * row_len..(top + y + 1) * row_len];
+        row[..left * c].fill(0.0);
+        row[row_len - right..].fill(0.0);
+        transpose(&image[y * w..], (c, w), h * w, &mut row[left * c..], c);
+    }
+}
+
+/// Kernel row `ty`'s view of a channels-last grid: `n x kw*C`, rows `C` apart.
+fn view<'a>(geo: &Geometry, grid: Grid, padded: &'a [f32], ty: usize) -> Mat<'a> {
+    let c = geo.in_channels;
+    Mat {
+        data: &padded[grid.offset(geo, ty, 0) * c..],
+        rows: geo.output[0] * grid.width,
+        cols: geo.kernel[1] * c,
+        row_stride: c,
+        col_stride: 1,
+    }
+}
+
+/// Adds one image's weight gradient onto `dw` (`C_out x kh x kw x C`): `dy` is its output
+/// gradient on the grid (`C_out x OH*Wp`, rows `dy_stride` apart, zero on the grid's extra
+/// columns) and `padded` its channels-last grid ([`pad`]).
+pub(super) fn add_weight_gradient(
+    geo: &Geometry,
+    grid: Grid,
+    padded: &[f32],
+    dy: &[f32],
+    dy_stride: usize,
+    dw: &mut [f32],
+    threads: Threads,
+) {
+    let (co, n) = (geo.out_channels, geo.output[0] * grid.width);
+    let row = geo.kernel[1] * geo.in_channels;
+    let dy = Mat {
+        data: dy,
+        rows: co,
+        cols: n,
+        row_stride: dy_stride,
+        col_stride: 1,
+    };
+    for ty in 0..geo.kernel[0] {
+        let dst = MatMut {
+            data: &mut dw[ty * row..],
+            rows: co,
+            cols: row,
+            row_stride: geo.kernel[0] * row,
+        };
+        matmul(dst, true, dy, view(geo, grid, padded, ty), threads);
+    }
+}
+
+/// One image's output, before the bias: `out` (`C_out x OH x OW`) from its channels-last grid
+/// `padded`, through `product` (`OH*Wp x C_out` floats of working memory). `weight` is
+/// `kh x kw x C x C_out` ([`taps_first`]).
+pub(super) fn forward_image(
+    geo: &Geometry,
+    grid: Grid,
+    padded: &[f32],
+    weight: &[f32],
+    product: &mut [f32],
+    out: &mut [f32],
+    threads: Threads,
+) {
+    let (co, [oh, ow]) = (geo.out_channels, geo.output);
+    let n = oh * grid.width;
+    let row = geo.kernel[1] * geo.in_channels;
+    for ty in 0..geo.kernel[0] {
+        matmul(
+            MatMut::rows(&mut product[..n * co], n, co),
+            ty > 0,
+            view(geo, grid, padded, ty),
+            Mat::rows(&weight[ty * row * co..(ty + 1) * row * co], row, co),
+            threads,
+        );
+    }
+    for r in 0..oh {
+        transpose(
+            &product[r * grid.width * co..],
+            (ow, co),
+            co,
+            &mut out[r * ow..],
+            oh * ow,
+        );
+    }
+}
+
+/// Burn's weight order `C_out x C x kh x kw` as `kh x kw x C x C_out`, the forward pass's.
+pub(super) fn taps_first(geo: &Geometry, weight: &[f32]) -> Vec<f32> {
+    let (co, c, taps) = (
+        geo.out_channels,
+        geo.in_channels,
+        geo.kernel[0] * geo.kernel[1],
+    );
+    let mut out = vec![0.0; weight.len()];
+    for o in 0..co {
+        for i in 0..c {
+            for t in 0..taps {
+                out[(t * c + i) * co + o] = weight[(o * c + i) * taps + t];
+            }
+        }
+    }
+    out
+}
+
+/// A weight gradient held as `C_out x kh x kw x C` back in Burn's order, `C_out x C x kh x kw`.
+pub(super) fn taps_last(geo: &Geometry, dw: &mut [f32]) {
+    let (c, taps) = (geo.in_channels, geo.kernel[0] * geo.kernel[1]);
+    let mut block = vec![0.0; c * taps];
+    for filter in dw.chunks_exact_mut(c * taps) {
+        for t in 0..taps {
+            for i in 0..c {
+                block[i * taps + t] = filter[t * c + i];
+            }
+        }
+        filter.copy_from_slice(&block);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposes_of_every_tile_shape() {
+        for (rows, cols) in [(8, 8), (3, 5), (17, 9), (32, 13), (1, 20)] {
+            let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
+            let mut dst = vec![-1.0; cols * (rows + 2)];
+            transpose(&src, (rows, cols), cols, &mut dst, rows + 2);
+            for i in 0..rows {
+                for j in 0..cols {
+                    assert_eq!(dst[j * (rows + 2) + i], src[i * cols + j]);
+                }
+                // The stride's gap is left alone.
+            }
+            assert!(dst
+                .chunks_exact(rows + 2)
+                .all(|r| r[rows..] == [-1.0, -1.0]));
+        }
+    }
+
+    #[test]
+    fn weight_orders_round_trip() {
+        let geo = Geometry::new([1, 3, 8, 8], [5, 3, 2, 3], [1, 1], [1, 1], [0, 0], [0, 0])
+            .expect("geometry");
+        let w: Vec<f32> = (0..geo.weight_len()).map(|v| v as f32).collect();
+        let first = taps_first(&geo, &w);
+        // Output channel 4, input channel 2, tap (1, 2): Burn's index 4*18 + 2*6 + 5.
+        assert_eq!(first[(5 * 3 + 2) * 5 + 4], w[4 * 18 + 2 * 6 + 5]);
+        // taps_last undoes `C_out x taps x C`.
+        let mut held: Vec<f32> = vec![0.0; w.len()];
+        for o in 0..5 {
+            for t in 0..6 {
+                for i in 0..3 {
+                    held[(o * 6 + t) * 3 + i] = w[(o * 3 + i) * 6 + t];
+                }
+            }
+        }
+        taps_last(&geo, &mut held);
+        assert_eq!(held, w);
+    }
+}
