@@ -27,6 +27,7 @@
 mod channels_last;
 
 use super::gemm::{matmul, Mat, MatMut, Threads};
+use super::transpose::Kernel;
 use crate::ops::zeros;
 use rayon::prelude::*;
 
@@ -570,9 +571,11 @@ fn forward_group(
         let channels_last = channels_last::forward_grid(geo).zip(weight_taps_first);
         if let Some((grid, weight)) = channels_last {
             let image_in = geo.in_channels * geo.in_plane();
+            let kernel = Kernel::detect();
             for (image, out) in (first..end).zip(out.chunks_exact_mut(image_out)) {
                 let padded = &mut padded[..channels_last::grid_len(geo, grid)];
-                channels_last::pad(geo, grid, &x[image * image_in..][..image_in], padded);
+                let image = &x[image * image_in..][..image_in];
+                channels_last::pad(geo, grid, image, padded, kernel);
                 channels_last::forward_image(geo, grid, padded, weight, y, out, threads);
             }
         } else {
@@ -794,8 +797,10 @@ fn backward_range(
                 channels_last::weight_grid(geo),
             ) {
                 let padded = &mut padded[..channels_last::grid_len(geo, grid)];
+                let kernel = Kernel::detect();
                 for (j, image) in (first..end).enumerate() {
-                    channels_last::pad(geo, grid, &x[image * image_in..][..image_in], padded);
+                    let image = &x[image * image_in..][..image_in];
+                    channels_last::pad(geo, grid, image, padded, kernel);
                     let dy = &dy[j * n..];
                     channels_last::add_weight_gradient(geo, grid, padded, dy, cols, dw, threads);
                 }

@@ -12,6 +12,7 @@
 
 pub mod cpu;
 pub mod gemm;
+pub mod transpose;
 
 use super::{tensor, values};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

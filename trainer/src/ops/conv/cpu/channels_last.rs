@@ -22,6 +22,7 @@
 
 use super::{Geometry, Grid};
 use crate::ops::conv::gemm::{matmul, Mat, MatMut, Threads};
+use crate::ops::conv::transpose::{transpose, Kernel};
 
 /// Fewer input channels make the views' rows (`kw*C` floats) too short for a product.
 const MIN_CHANNELS: usize = 8;
@@ -45,46 +46,9 @@ pub(super) fn grid_len(geo: &Geometry, grid: Grid) -> usize {
     grid.plane() * geo.in_channels
 }
 
-/// `dst[j * dst_stride + i] = src[i * src_stride + j]` for `i < rows`, `j < cols`: in 8 x 8
-/// tiles, read along `src`'s rows and written along `dst`'s.
-fn transpose(
-    src: &[f32],
-    (rows, cols): (usize, usize),
-    src_stride: usize,
-    dst: &mut [f32],
-    dst_stride: usize,
-) {
-    const T: usize = 8;
-    for i in (0..rows).step_by(T) {
-        let tile_rows = T.min(rows - i);
-        for j in (0..cols).step_by(T) {
-            let tile_cols = T.min(cols - j);
-            if tile_rows == T && tile_cols == T {
-                let mut tile = [[0.0f32; T]; T];
-                for (a, row) in tile.iter_mut().enumerate() {
-                    let at = (i + a) * src_stride + j;
-                    row.copy_from_slice(&src[at..at + T]);
-                }
-                for b in 0..T {
-                    let at = (j + b) * dst_stride + i;
-                    for (d, row) in dst[at..at + T].iter_mut().zip(&tile) {
-                        *d = row[b];
-                    }
-                }
-            } else {
-                for a in 0..tile_rows {
-                    for b in 0..tile_cols {
-                        dst[(j + b) * dst_stride + i + a] = src[(i + a) * src_stride + j + b];
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Copies one image (`C x H x W`) into its channels-last padded grid `out`
 /// (`grid.plane() x C`), zero around it.
-pub(super) fn pad(geo: &Geometry, grid: Grid, image: &[f32], out: &mut [f32]) {
+pub(super) fn pad(geo: &Geometry, grid: Grid, image: &[f32], out: &mut [f32], kernel: Kernel) {
     let c = geo.in_channels;
     let [h, w] = geo.input;
     let [top, left] = geo.pad;
@@ -96,7 +60,14 @@ pub(super) fn pad(geo: &Geometry, grid: Grid, image: &[f32], out: &mut [f32]) {
         let row = &mut out[(top + y) * row_len..(top + y + 1) * row_len];
         row[..left * c].fill(0.0);
         row[row_len - right..].fill(0.0);
-        transpose(&image[y * w..], (c, w), h * w, &mut row[left * c..], c);
+        transpose(
+            kernel,
+            &image[y * w..],
+            (c, w),
+            h * w,
+            &mut row[left * c..],
+            c,
+        );
     }
 }
 
@@ -168,8 +139,10 @@ pub(super) fn forward_image(
             threads,
         );
     }
+    let kernel = Kernel::detect();
     for r in 0..oh {
         transpose(
+            kernel,
             &product[r * grid.width * co..],
             (ow, co),
             co,
@@ -214,24 +187,6 @@ pub(super) fn taps_last(geo: &Geometry, dw: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transposes_of_every_tile_shape() {
-        for (rows, cols) in [(8, 8), (3, 5), (17, 9), (32, 13), (1, 20)] {
-            let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
-            let mut dst = vec![-1.0; cols * (rows + 2)];
-            transpose(&src, (rows, cols), cols, &mut dst, rows + 2);
-            for i in 0..rows {
-                for j in 0..cols {
-                    assert_eq!(dst[j * (rows + 2) + i], src[i * cols + j]);
-                }
-                // The stride's gap is left alone.
-            }
-            assert!(dst
-                .chunks_exact(rows + 2)
-                .all(|r| r[rows..] == [-1.0, -1.0]));
-        }
-    }
 
     #[test]
     fn weight_orders_round_trip() {
