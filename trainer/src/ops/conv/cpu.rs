@@ -16,8 +16,8 @@
 //! gradient is zero there), which costs at most a fifth more columns ([`Geometry::grid`]) and
 //! saves a copy call per output row: on 13- to 32-wide maps that was most of the unfolding's time.
 //!
-//! On such a grid with at least eight input channels, the weight gradient, and the forward pass
-//! where there are at least 64 output channels, are computed from a channels-last copy of the
+//! On such a grid with at least eight input channels the weight gradient, and with at least 32
+//! input and output channels the forward pass, are computed from a channels-last copy of the
 //! padded image instead, with no unfolded matrix ([`channels_last`]).
 //!
 //! Groups run in parallel on rayon's pool. The weight and bias gradients are summed per fixed
