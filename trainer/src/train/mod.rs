@@ -9,13 +9,14 @@ use crate::checkpoint::{self, Checkpoints, Position};
 use crate::error::{positive, rate, ConfigError};
 use crate::error::{CheckpointError, Error, Result};
 use crate::model::cnn::{Cnn, CnnConfig};
-use crate::ops::Kernels;
+use crate::ops::{self, Kernels};
 use crate::progress::Progress;
 use crate::rng::Rng;
 use burn::module::AutodiffModule;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, Optimizer, RmsPropConfig, SgdConfig};
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use runtime::data::Dataset;
@@ -415,11 +416,7 @@ where
 {
     match fit.config.optimizer {
         Optim::RmsProp { rho, epsilon } => {
-            let optim = RmsPropConfig::new()
-                .with_alpha(rho)
-                .with_epsilon(epsilon)
-                .with_momentum(0.0)
-                .init::<B, M>();
+            let optim = OptimizerAdaptor::from(ops::rmsprop::RmsProp::new(rho, epsilon));
             fit_with(model, optim, fit, history)
         }
         Optim::Sgd { momentum } => {
