@@ -365,6 +365,30 @@ fn channels_last_grids_match_burn() {
             )
         },
         Case {
+            input: [9, 26],
+            kernel: [3, 5],
+            padding: PaddingConfig2d::Explicit(1, 2, 1, 1),
+            ..base("channels-last: 3x5 kernel (views 5 taps wide)", [32, 33])
+        },
+        Case {
+            batch: 2,
+            input: [24, 30],
+            kernel: [1, 1],
+            padding: PaddingConfig2d::Valid,
+            ..base(
+                "channels-last: 1x1, one image a product (no grid slack)",
+                [32, 32],
+            )
+        },
+        Case {
+            batch: 2,
+            input: [24, 30],
+            kernel: [1, 1],
+            padding: PaddingConfig2d::Valid,
+            bias: false,
+            ..base("channels-last weight gradient: 1x1, 8 channels", [8, 12])
+        },
+        Case {
             input: [11, 40],
             kernel: [5, 3],
             padding: PaddingConfig2d::Valid,

@@ -1,10 +1,10 @@
 //! The layers the models train with, where Burn 0.21's CPU backend is slow: convolution
-//! ([`conv`]), dropout ([`dropout`]) and max pooling ([`pool`]); and the CNN's optimiser step
-//! ([`rmsprop`], a Burn `SimpleOptimizer`). Each is a backend trait with
+//! ([`conv`]), dropout ([`dropout`]) and max pooling ([`pool`]). Each is a backend trait with
 //! Burn's own operation as its default (what CUDA runs) and a CPU implementation on `Flex` and
 //! `Autodiff<Flex>` (Burn's backend-extension pattern: a recorded operation with its own backward
 //! pass). The models call `ops::conv::forward(&layer, x)` and the like instead of
-//! `layer.forward(x)`.
+//! `layer.forward(x)`. And the CNN's optimiser step ([`rmsprop`]): a Burn `SimpleOptimizer`, one
+//! parallel pass on `Flex`, Burn's `RmsProp` on other backends.
 
 pub mod conv;
 pub mod dropout;

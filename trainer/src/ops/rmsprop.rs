@@ -17,7 +17,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorMetadata, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
-use std::any::Any;
+use std::any::{Any, TypeId};
 
 /// RMSprop without momentum, centering or weight decay: `s = alpha*s + (1 - alpha)*g²`, then
 /// `p -= lr * g / (sqrt(s) + epsilon)`.
@@ -88,12 +88,14 @@ impl RmsProp {
     }
 }
 
-/// `t`'s primitive as a flex tensor, when `B` is `Flex`.
+/// `t`'s primitive as a flex tensor, when `B` is `Flex` and `t` is not quantized.
 fn as_flex<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<FlexTensor> {
-    let primitive = t.clone().into_primitive().tensor();
-    (&primitive as &dyn Any)
-        .downcast_ref::<FlexTensor>()
-        .cloned()
+    match t.clone().into_primitive() {
+        TensorPrimitive::Float(primitive) => (&primitive as &dyn Any)
+            .downcast_ref::<FlexTensor>()
+            .cloned(),
+        TensorPrimitive::QFloat(_) => None,
+    }
 }
 
 /// A flex tensor as `B`'s tensor, when `B` is `Flex`.
@@ -114,11 +116,13 @@ impl<B: Backend> SimpleOptimizer<B> for RmsProp {
         grad: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        let flex = TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>();
         let fused = (|| {
-            // A state from a run with momentum or centering is Burn's to continue.
-            if state
-                .as_ref()
-                .is_some_and(|s| s.momentum.is_some() || s.centered.grad_avg.is_some())
+            // Another backend, or a state from a run with momentum or centering: Burn's step.
+            if !flex
+                || state
+                    .as_ref()
+                    .is_some_and(|s| s.momentum.is_some() || s.centered.grad_avg.is_some())
             {
                 return None;
             }

@@ -16,9 +16,9 @@
 //! gradient is zero there), which costs at most a fifth more columns ([`Geometry::grid`]) and
 //! saves a copy call per output row: on 13- to 32-wide maps that was most of the unfolding's time.
 //!
-//! On such a grid with at least eight input channels the weight gradient, and with at least 32
-//! input and output channels the forward pass, are computed from a channels-last copy of the
-//! padded image instead, with no unfolded matrix ([`channels_last`]).
+//! On such a grid with at least eight input channels and no horizontal dilation the weight
+//! gradient, and with at least 32 input and output channels the forward pass, are computed from a
+//! channels-last copy of the padded image instead, with no unfolded matrix ([`channels_last`]).
 //!
 //! Groups run in parallel on rayon's pool. The weight and bias gradients are summed per fixed
 //! range of groups and then in range order, so the result does not depend on the thread count
@@ -553,7 +553,7 @@ fn forward_group(
     geo: &Geometry,
     x: &[f32],
     weight: &[f32],
-    weight_taps_first: Option<&[f32]>,
+    channels_last: Option<(Grid, &[f32])>,
     bias: Option<&[f32]>,
     relu: bool,
     (first, end): (usize, usize),
@@ -565,18 +565,16 @@ fn forward_group(
     let (ow, width) = (geo.output[1], row_width(geo));
     let image_out = co * hw;
     let cols = (end - first) * n;
-    with_scratch(k * cols + co * cols + padded_len(geo), |scratch| {
-        let (col, rest) = scratch.split_at_mut(k * cols);
+    // The unfolded matrix only on the NCHW path.
+    let col_len = if channels_last.is_some() { 0 } else { k * cols };
+    with_scratch(col_len + co * cols + padded_len(geo), |scratch| {
+        let (col, rest) = scratch.split_at_mut(col_len);
         let (y, padded) = rest.split_at_mut(co * cols);
-        let channels_last = channels_last::forward_grid(geo).zip(weight_taps_first);
         if let Some((grid, weight)) = channels_last {
-            let image_in = geo.in_channels * geo.in_plane();
             let kernel = Kernel::detect();
             for (image, out) in (first..end).zip(out.chunks_exact_mut(image_out)) {
-                let padded = &mut padded[..channels_last::grid_len(geo, grid)];
-                let image = &x[image * image_in..][..image_in];
-                channels_last::pad(geo, grid, image, padded, kernel);
-                channels_last::forward_image(geo, grid, padded, weight, y, out, threads);
+                let padded = channels_last::pad_image(geo, grid, x, image, padded, kernel);
+                channels_last::forward_image(geo, grid, padded, weight, y, out, (kernel, threads));
             }
         } else {
             for (j, image) in (first..end).enumerate() {
@@ -653,13 +651,13 @@ pub fn forward(
     let groups = groups(geo);
     let threads = threads_for(groups.len());
     let taps_first =
-        channels_last::forward_grid(geo).map(|_| channels_last::taps_first(geo, weight));
+        channels_last::forward_grid(geo).map(|grid| (grid, channels_last::taps_first(geo, weight)));
     let run = |range, out: &mut [f32]| {
         forward_group(
             geo,
             x,
             weight,
-            taps_first.as_deref(),
+            taps_first.as_ref().map(|(grid, w)| (*grid, w.as_slice())),
             bias,
             relu,
             range,
@@ -779,70 +777,80 @@ fn backward_range(
         None => (None, None),
     };
     let base = range.first().map_or(0, |r| r.0);
+    let channels_last_weight = channels_last::weight_grid(geo).filter(|_| wanted.weight);
     for &(first, end) in range {
         let cols = (end - first) * n;
-        with_scratch(2 * k * cols + co * cols + padded_len(geo), |scratch| {
-            let (col, rest) = scratch.split_at_mut(k * cols);
-            let (dcol, rest) = rest.split_at_mut(k * cols);
-            let (dy, padded) = rest.split_at_mut(co * cols);
-            let dy = group_output_grad(geo, grad, relu_output, (first, end), dy);
-            if let (true, Some(db)) = (wanted.bias, db.as_deref_mut()) {
-                for (b, row) in db.iter_mut().zip(dy.chunks_exact(cols)) {
-                    *b += sum(row);
+        // The unfolded matrix for an NCHW weight gradient, its gradient for a folded input
+        // gradient; neither on the other paths.
+        let by_taps = geo.grid().is_some() && end - first == 1;
+        let unfolded = wanted.weight && channels_last_weight.is_none();
+        let col_len = if unfolded { k * cols } else { 0 };
+        let dcol_len = if dx.is_some() && !by_taps {
+            k * cols
+        } else {
+            0
+        };
+        with_scratch(
+            col_len + dcol_len + co * cols + padded_len(geo),
+            |scratch| {
+                let (col, rest) = scratch.split_at_mut(col_len);
+                let (dcol, rest) = rest.split_at_mut(dcol_len);
+                let (dy, padded) = rest.split_at_mut(co * cols);
+                let dy = group_output_grad(geo, grad, relu_output, (first, end), dy);
+                if let (true, Some(db)) = (wanted.bias, db.as_deref_mut()) {
+                    for (b, row) in db.iter_mut().zip(dy.chunks_exact(cols)) {
+                        *b += sum(row);
+                    }
                 }
-            }
-            if let (true, Some(dw), Some(grid)) = (
-                wanted.weight,
-                dw.as_deref_mut(),
-                channels_last::weight_grid(geo),
-            ) {
-                let padded = &mut padded[..channels_last::grid_len(geo, grid)];
-                let kernel = Kernel::detect();
-                for (j, image) in (first..end).enumerate() {
-                    let image = &x[image * image_in..][..image_in];
-                    channels_last::pad(geo, grid, image, padded, kernel);
-                    let dy = &dy[j * n..];
-                    channels_last::add_weight_gradient(geo, grid, padded, dy, cols, dw, threads);
-                }
-            } else if let (true, Some(dw)) = (wanted.weight, dw.as_deref_mut()) {
-                for (j, image) in (first..end).enumerate() {
-                    unfold(geo, x, image, col, cols, j * n, padded);
-                }
-                matmul(
-                    MatMut::rows(dw, co, k),
-                    true,
-                    Mat::rows(dy, co, cols),
-                    Mat::rows(col, k, cols).t(),
-                    threads,
-                );
-            }
-            if let Some(dx) = dx.as_deref_mut() {
-                if let (Some(grid), true) = (geo.grid(), end - first == 1) {
-                    let local = first - base;
-                    let dx = &mut dx[local * image_in..(local + 1) * image_in];
-                    fold_by_taps(geo, grid, weight, dy, dx, padded, threads);
-                    return;
-                }
-                matmul(
-                    MatMut::rows(dcol, k, cols),
-                    false,
-                    Mat::rows(weight, co, k).t(),
-                    Mat::rows(dy, co, cols),
-                    threads,
-                );
-                for (j, image) in (first..end).enumerate() {
-                    let local = image - base;
-                    fold(
-                        geo,
-                        dcol,
-                        cols,
-                        j * n,
-                        &mut dx[local * image_in..(local + 1) * image_in],
-                        padded,
+                if let (Some(dw), Some(grid)) = (dw.as_deref_mut(), channels_last_weight) {
+                    let kernel = Kernel::detect();
+                    for (j, image) in (first..end).enumerate() {
+                        let padded = channels_last::pad_image(geo, grid, x, image, padded, kernel);
+                        let dy = &dy[j * n..];
+                        channels_last::add_weight_gradient(
+                            geo, grid, padded, dy, cols, dw, threads,
+                        );
+                    }
+                } else if let (true, Some(dw)) = (wanted.weight, dw.as_deref_mut()) {
+                    for (j, image) in (first..end).enumerate() {
+                        unfold(geo, x, image, col, cols, j * n, padded);
+                    }
+                    matmul(
+                        MatMut::rows(dw, co, k),
+                        true,
+                        Mat::rows(dy, co, cols),
+                        Mat::rows(col, k, cols).t(),
+                        threads,
                     );
                 }
-            }
-        });
+                if let Some(dx) = dx.as_deref_mut() {
+                    if let (Some(grid), true) = (geo.grid(), by_taps) {
+                        let local = first - base;
+                        let dx = &mut dx[local * image_in..(local + 1) * image_in];
+                        fold_by_taps(geo, grid, weight, dy, dx, padded, threads);
+                        return;
+                    }
+                    matmul(
+                        MatMut::rows(dcol, k, cols),
+                        false,
+                        Mat::rows(weight, co, k).t(),
+                        Mat::rows(dy, co, cols),
+                        threads,
+                    );
+                    for (j, image) in (first..end).enumerate() {
+                        let local = image - base;
+                        fold(
+                            geo,
+                            dcol,
+                            cols,
+                            j * n,
+                            &mut dx[local * image_in..(local + 1) * image_in],
+                            padded,
+                        );
+                    }
+                }
+            },
+        );
     }
 }
 
@@ -980,7 +988,7 @@ pub fn backward(
         total
     };
     let db = total.split_off(geo.weight_len());
-    if channels_last::weight_grid(geo).is_some() {
+    if wanted.weight && channels_last::weight_grid(geo).is_some() {
         channels_last::taps_last(geo, &mut total);
     }
     Gradients {

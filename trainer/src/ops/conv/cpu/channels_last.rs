@@ -4,18 +4,21 @@
 //! The image is copied once, transposed, into a zero-padded grid of positions with its `C`
 //! channels side by side (`(Hp*Wp + slack) x C`). For kernel row `ty`, the unfolded rows of the
 //! `kw` taps of that row are then a strided view of this copy: grid position `j`'s values are the
-//! `kw*C` consecutive floats from `(j + ty*Wp)*C` on, so the view is an `n x kw*C` matrix whose
+//! `kw*C` consecutive floats from `(j + ty*dh*Wp)*C` on (`dh` the vertical dilation), so the view is an `n x kw*C` matrix whose
 //! rows are `C` apart (they overlap, which a read-only operand may). A convolution is `kh`
 //! products over such views instead of one over a `C*kh*kw x n` matrix written out first:
 //! - weight gradient: `dW_ty += dY · V_ty` (`C_out x n` times `n x kw*C`), one product per image,
 //!   kernel row and block of [`UNPACKED_ROWS`] output channels, into the weight gradient held as
 //!   `C_out x kh x kw x C` (taps before channels), which [`taps_last`] turns back into Burn's
-//!   order at the end. `gemm` reads the view as it is, without packing it: the unfolding and the
-//!   packing, the two copies of the NCHW path, are both gone.
+//!   order at the end. The unfolded matrix of the NCHW path is never written, and where each
+//!   product runs on one thread (the CNN's case: many groups of images, each on its own thread)
+//!   and `kw*C` is a multiple of the vector width (16 floats on AVX-512), `gemm` reads the view as
+//!   it is, without packing it either.
 //! - forward: `Yᵀ += V_ty · W_ty` (`n x kw*C` times `kw*C x C_out`), with the weight in the same
 //!   taps-first order ([`taps_first`]); the product is channels-last too, and is transposed into
-//!   the NCHW output row by row. The product's rows are the output channels here and its depth
-//!   `kw*C`, so it pays from [`FORWARD_MIN_CHANNELS`] of each on.
+//!   the NCHW output row by row. `gemm` computes it transposed, with the output channels along
+//!   its microkernel's vectors and a depth of `kw*C`, so it pays from [`FORWARD_MIN_CHANNELS`] of
+//!   each on.
 //!
 //! Taken for a stride-1 grid ([`Geometry::grid`]) with no horizontal dilation and at least
 //! [`MIN_CHANNELS`] input channels; the rest stays on the NCHW path.
@@ -28,9 +31,9 @@ use crate::ops::conv::transpose::{transpose, Kernel};
 /// 100 images (2 cores, AVX-512): 3 -> 32 channels (the CNN's conv1) 2.4 ms against 4.5 ms
 /// channels-last, 8 -> 32 on 32x32 maps 5.0 against 4.4, 32 -> 32 (conv2) 13.7 against 7.8.
 const MIN_CHANNELS: usize = 8;
-/// Output channels of one weight-gradient product. `gemm` reads the view as it is only while
-/// the product is at most 8 of its microkernel's columns wide (6 on AVX-512 and AVX2: 48) and
-/// packs it first beyond that. Measured per 100 images: 64 -> 64 (the CNN's conv4) 6.3 ms in
+/// Output channels of one weight-gradient product. On one thread, `gemm` reads the view as it is
+/// only while the product is at most 8 of its microkernel's columns wide (6 on AVX-512 and AVX2:
+/// 48) and packs it first beyond that (16 columns, 96, when it splits a product over threads). Measured per 100 images: 64 -> 64 (the CNN's conv4) 6.3 ms in
 /// one product against 5.8 in blocks of 48 (6.1 in blocks of 32); 32 -> 64 (conv3) 4.2 against 3.8.
 const UNPACKED_ROWS: usize = 48;
 /// Input and output channels from which the forward pass is run channels-last. Measured as
@@ -56,7 +59,7 @@ pub(super) fn grid_len(geo: &Geometry, grid: Grid) -> usize {
 
 /// Copies one image (`C x H x W`) into its channels-last padded grid `out`
 /// (`grid.plane() x C`), zero around it.
-pub(super) fn pad(geo: &Geometry, grid: Grid, image: &[f32], out: &mut [f32], kernel: Kernel) {
+fn pad(geo: &Geometry, grid: Grid, image: &[f32], out: &mut [f32], kernel: Kernel) {
     let c = geo.in_channels;
     let [h, w] = geo.input;
     let [top, left] = geo.pad;
@@ -77,6 +80,28 @@ pub(super) fn pad(geo: &Geometry, grid: Grid, image: &[f32], out: &mut [f32], ke
             c,
         );
     }
+}
+
+/// Pads image `image` of the batch `x` into the start of `scratch` ([`pad`]) and returns that
+/// part.
+pub(super) fn pad_image<'a>(
+    geo: &Geometry,
+    grid: Grid,
+    x: &[f32],
+    image: usize,
+    scratch: &'a mut [f32],
+    kernel: Kernel,
+) -> &'a [f32] {
+    let image_in = geo.in_channels * geo.in_plane();
+    let padded = &mut scratch[..grid_len(geo, grid)];
+    pad(
+        geo,
+        grid,
+        &x[image * image_in..][..image_in],
+        padded,
+        kernel,
+    );
+    padded
 }
 
 /// Kernel row `ty`'s view of a channels-last grid: `n x kw*C`, rows `C` apart.
@@ -136,7 +161,7 @@ pub(super) fn forward_image(
     weight: &[f32],
     product: &mut [f32],
     out: &mut [f32],
-    threads: Threads,
+    (kernel, threads): (Kernel, Threads),
 ) {
     let (co, [oh, ow]) = (geo.out_channels, geo.output);
     let n = oh * grid.width;
@@ -150,7 +175,6 @@ pub(super) fn forward_image(
             threads,
         );
     }
-    let kernel = Kernel::detect();
     for r in 0..oh {
         transpose(
             kernel,
