@@ -86,6 +86,33 @@ impl RmsProp {
         let shape = param.shape();
         Some((tensor(new_p, shape.clone()), tensor(new_s, shape)))
     }
+
+    /// The fused step on `Flex`, or `None` for Burn's: another backend, another element type, or
+    /// a state from a run with momentum or centering.
+    fn fused_step<B: Backend, const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: &Tensor<B, D>,
+        grad: &Tensor<B, D>,
+        state: Option<&RmsPropState<B, D>>,
+    ) -> Option<(Tensor<B, D>, Option<RmsPropState<B, D>>)> {
+        let flex = TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>();
+        if !flex || state.is_some_and(|s| s.momentum.is_some() || s.centered.grad_avg.is_some()) {
+            return None;
+        }
+        let square_avg = match state {
+            Some(state) => Some(as_flex(&state.square_avg.square_avg)?),
+            None => None,
+        };
+        let (p, s) = self.flex_step(lr, &as_flex(tensor)?, &as_flex(grad)?, square_avg.as_ref())?;
+        let s: Tensor<B, D> = from_flex(s)?;
+        let state = RmsPropState::new(
+            SquareAvgState::new(s.clone()),
+            CenteredState::new(None, s),
+            None,
+        );
+        Some((from_flex(p)?, Some(state)))
+    }
 }
 
 /// `t`'s primitive as a flex tensor, when `B` is `Flex` and `t` is not quantized.
@@ -116,34 +143,7 @@ impl<B: Backend> SimpleOptimizer<B> for RmsProp {
         grad: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
-        let flex = TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>();
-        let fused = (|| {
-            // Another backend, or a state from a run with momentum or centering: Burn's step.
-            if !flex
-                || state
-                    .as_ref()
-                    .is_some_and(|s| s.momentum.is_some() || s.centered.grad_avg.is_some())
-            {
-                return None;
-            }
-            let square_avg = match &state {
-                Some(state) => Some(as_flex(&state.square_avg.square_avg)?),
-                None => None,
-            };
-            let (p, s) = self.flex_step(
-                lr,
-                &as_flex(&tensor)?,
-                &as_flex(&grad)?,
-                square_avg.as_ref(),
-            )?;
-            let s: Tensor<B, D> = from_flex(s)?;
-            let state = RmsPropState::new(
-                SquareAvgState::new(s.clone()),
-                CenteredState::new(None, s),
-                None,
-            );
-            Some((from_flex(p)?, Some(state)))
-        })();
+        let fused = self.fused_step(lr, &tensor, &grad, state.as_ref());
         match fused {
             Some(out) => out,
             None => self.burn.step(lr, tensor, grad, state),
@@ -177,6 +177,10 @@ mod tests {
             let grad = t((0..15)
                 .map(|i| ((i * 7 + step) as f32 * 0.11).cos() * 0.01)
                 .collect());
+            // The fused path runs (not Burn's step under another name).
+            assert!(ours
+                .fused_step(1e-3, &p_ours, &grad, s_ours.as_ref())
+                .is_some());
             (p_ours, s_ours) = ours.step(1e-3, p_ours, grad.clone(), s_ours);
             (p_burn, s_burn) = burns.step(1e-3, p_burn, grad, s_burn);
             let bits = |t: &Tensor<Flex, 2>| -> Vec<u32> {

@@ -580,34 +580,23 @@ fn forward_group(
             for (j, image) in (first..end).enumerate() {
                 unfold(geo, x, image, col, cols, j * n, padded);
             }
-        }
-        let weight = Mat::rows(weight, co, k);
-        if channels_last.is_some() {
-            // Written above.
-        } else if n == hw && end - first == 1 {
-            matmul(
-                MatMut::rows(out, co, hw),
-                false,
-                weight,
-                Mat::rows(col, k, cols),
-                threads,
-            );
-        } else {
-            matmul(
-                MatMut::rows(y, co, cols),
-                false,
-                weight,
-                Mat::rows(col, k, cols),
-                threads,
-            );
-            for (j, image) in out.chunks_exact_mut(image_out).enumerate() {
-                for (c, plane) in image.chunks_exact_mut(hw).enumerate() {
-                    let src = &y[c * cols + j * n..c * cols + (j + 1) * n];
-                    if n == hw {
-                        plane.copy_from_slice(src);
-                    } else {
-                        for (dst, row) in plane.chunks_exact_mut(ow).zip(src.chunks_exact(width)) {
-                            dst.copy_from_slice(&row[..ow]);
+            let weight = Mat::rows(weight, co, k);
+            if n == hw && end - first == 1 {
+                let dst = MatMut::rows(out, co, hw);
+                matmul(dst, false, weight, Mat::rows(col, k, cols), threads);
+            } else {
+                let dst = MatMut::rows(y, co, cols);
+                matmul(dst, false, weight, Mat::rows(col, k, cols), threads);
+                for (j, image) in out.chunks_exact_mut(image_out).enumerate() {
+                    for (c, plane) in image.chunks_exact_mut(hw).enumerate() {
+                        let src = &y[c * cols + j * n..c * cols + (j + 1) * n];
+                        if n == hw {
+                            plane.copy_from_slice(src);
+                        } else {
+                            let rows = plane.chunks_exact_mut(ow).zip(src.chunks_exact(width));
+                            for (dst, row) in rows {
+                                dst.copy_from_slice(&row[..ow]);
+                            }
                         }
                     }
                 }
@@ -765,6 +754,7 @@ fn backward_range(
     range: &[(usize, usize)],
     mut dx: Option<&mut [f32]>,
     partial: Option<&mut [f32]>,
+    channels_last_weight: Option<Grid>,
     threads: Threads,
 ) {
     let (k, n, co) = (geo.taps(), geo.columns(), geo.out_channels);
@@ -777,15 +767,14 @@ fn backward_range(
         None => (None, None),
     };
     let base = range.first().map_or(0, |r| r.0);
-    let channels_last_weight = channels_last::weight_grid(geo).filter(|_| wanted.weight);
     for &(first, end) in range {
         let cols = (end - first) * n;
         // The unfolded matrix for an NCHW weight gradient, its gradient for a folded input
         // gradient; neither on the other paths.
-        let by_taps = geo.grid().is_some() && end - first == 1;
+        let by_taps = geo.grid().filter(|_| end - first == 1);
         let unfolded = wanted.weight && channels_last_weight.is_none();
         let col_len = if unfolded { k * cols } else { 0 };
-        let dcol_len = if dx.is_some() && !by_taps {
+        let dcol_len = if dx.is_some() && by_taps.is_none() {
             k * cols
         } else {
             0
@@ -824,7 +813,7 @@ fn backward_range(
                     );
                 }
                 if let Some(dx) = dx.as_deref_mut() {
-                    if let (Some(grid), true) = (geo.grid(), by_taps) {
+                    if let Some(grid) = by_taps {
                         let local = first - base;
                         let dx = &mut dx[local * image_in..(local + 1) * image_in];
                         fold_by_taps(geo, grid, weight, dy, dx, padded, threads);
@@ -943,6 +932,8 @@ pub fn backward(
     let threads = threads_for(groups.len());
     let sums = wanted.weight || wanted.bias;
     let mut dx = wanted.input.then(|| zeros(geo.input_len()));
+    // The grid of a channels-last weight gradient, held taps first until the end.
+    let channels_last_weight = channels_last::weight_grid(geo).filter(|_| wanted.weight);
 
     let run = |range: &[(usize, usize)], dx: Option<&mut [f32]>, partial: Option<&mut [f32]>| {
         backward_range(
@@ -955,6 +946,7 @@ pub fn backward(
             range,
             dx,
             partial,
+            channels_last_weight,
             threads,
         );
     };
@@ -988,7 +980,7 @@ pub fn backward(
         total
     };
     let db = total.split_off(geo.weight_len());
-    if wanted.weight && channels_last::weight_grid(geo).is_some() {
+    if channels_last_weight.is_some() {
         channels_last::taps_last(geo, &mut total);
     }
     Gradients {
@@ -1088,6 +1080,38 @@ mod tests {
         assert!(geo([1, 3, 2, 2], [4, 3, 3, 3], [1, 1], [1, 1])
             .grid()
             .is_none());
+    }
+
+    /// The CNN's conv2 to conv4 take the channels-last paths, conv1 (3 input channels) the NCHW
+    /// one: the gradient tests of those shapes check the path they are meant to.
+    #[test]
+    fn the_cnn_convolutions_take_the_channels_last_paths_from_conv2_on() {
+        let geo = |x, w, pad: usize| {
+            Geometry::new(x, w, [1, 1], [1, 1], [pad, pad], [pad, pad]).expect("geometry")
+        };
+        let conv1 = geo([2, 3, 32, 32], [32, 3, 3, 3], 1);
+        assert!(channels_last::weight_grid(&conv1).is_none());
+        assert!(channels_last::forward_grid(&conv1).is_none());
+        for (x, w, pad) in [
+            ([2, 32, 32, 32], [32, 32, 3, 3], 0),
+            ([2, 32, 15, 15], [64, 32, 3, 3], 1),
+            ([2, 64, 15, 15], [64, 64, 3, 3], 0),
+        ] {
+            let g = geo(x, w, pad);
+            assert_eq!(channels_last::weight_grid(&g), g.grid());
+            assert!(channels_last::forward_grid(&g).is_some());
+        }
+        // Horizontal dilation stays NCHW.
+        let dilated = Geometry::new(
+            [1, 32, 12, 30],
+            [32, 32, 3, 3],
+            [1, 1],
+            [1, 2],
+            [1, 2],
+            [1, 2],
+        )
+        .expect("geometry");
+        assert!(dilated.grid().is_some() && channels_last::weight_grid(&dilated).is_none());
     }
 
     #[test]

@@ -52,17 +52,21 @@ pub(super) fn forward_grid(geo: &Geometry) -> Option<Grid> {
     weight_grid(geo).filter(|_| geo.in_channels.min(geo.out_channels) >= FORWARD_MIN_CHANNELS)
 }
 
-/// Floats of one image's channels-last grid.
-pub(super) fn grid_len(geo: &Geometry, grid: Grid) -> usize {
-    grid.plane() * geo.in_channels
-}
-
-/// Copies one image (`C x H x W`) into its channels-last padded grid `out`
-/// (`grid.plane() x C`), zero around it.
-fn pad(geo: &Geometry, grid: Grid, image: &[f32], out: &mut [f32], kernel: Kernel) {
+/// Copies image `image` of the batch `x` (`C x H x W`) into its channels-last padded grid
+/// (`grid.plane() x C`, zero around the image) at the start of `scratch`, and returns that part.
+pub(super) fn pad_image<'a>(
+    geo: &Geometry,
+    grid: Grid,
+    x: &[f32],
+    image: usize,
+    scratch: &'a mut [f32],
+    kernel: Kernel,
+) -> &'a [f32] {
     let c = geo.in_channels;
     let [h, w] = geo.input;
     let [top, left] = geo.pad;
+    let image = &x[image * c * h * w..][..c * h * w];
+    let out = &mut scratch[..grid.plane() * c];
     let row_len = grid.width * c;
     let right = (grid.width - left - w) * c;
     out[..top * row_len].fill(0.0);
@@ -80,28 +84,7 @@ fn pad(geo: &Geometry, grid: Grid, image: &[f32], out: &mut [f32], kernel: Kerne
             c,
         );
     }
-}
-
-/// Pads image `image` of the batch `x` into the start of `scratch` ([`pad`]) and returns that
-/// part.
-pub(super) fn pad_image<'a>(
-    geo: &Geometry,
-    grid: Grid,
-    x: &[f32],
-    image: usize,
-    scratch: &'a mut [f32],
-    kernel: Kernel,
-) -> &'a [f32] {
-    let image_in = geo.in_channels * geo.in_plane();
-    let padded = &mut scratch[..grid_len(geo, grid)];
-    pad(
-        geo,
-        grid,
-        &x[image * image_in..][..image_in],
-        padded,
-        kernel,
-    );
-    padded
+    out
 }
 
 /// Kernel row `ty`'s view of a channels-last grid: `n x kw*C`, rows `C` apart.
@@ -118,7 +101,7 @@ fn view<'a>(geo: &Geometry, grid: Grid, padded: &'a [f32], ty: usize) -> Mat<'a>
 
 /// Adds one image's weight gradient onto `dw` (`C_out x kh x kw x C`): `dy` is its output
 /// gradient on the grid (`C_out x OH*Wp`, rows `dy_stride` apart, zero on the grid's extra
-/// columns) and `padded` its channels-last grid ([`pad`]).
+/// columns) and `padded` its channels-last grid ([`pad_image`]).
 pub(super) fn add_weight_gradient(
     geo: &Geometry,
     grid: Grid,
