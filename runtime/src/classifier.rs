@@ -102,16 +102,13 @@ impl ClassifierBuilder {
         Some(config)
     }
 
-    /// Loads a model from memory; `name` only names it in errors.
-    ///
-    /// # Errors
-    /// `Error::BadModel` when the bytes are not an image classifier or a value in its metadata is
-    /// unusable (the field named); `Error::Input` for an unusable
-    /// [`ClassifierBuilder::input_config`]; `Error::OrtUnavailable` or `Error::Engine` when the
-    /// engine asked for cannot load it.
-    pub fn build_from_bytes(self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Classifier> {
-        let name = name.as_ref();
-        let info = ModelInfo::from_bytes(bytes, name)?;
+    /// The preprocessing a model gets: the builder's [`ClassifierBuilder::input_config`], else the
+    /// model's metadata with the overrides applied, else what its shape says with the overrides.
+    pub(crate) fn resolve_input_config(
+        &self,
+        info: &ModelInfo,
+        name: &Path,
+    ) -> Result<InputConfig> {
         let config = match (&self.input_config, &info.input_config) {
             (Some(c), _) => {
                 c.validate()
@@ -140,6 +137,20 @@ impl ClassifierBuilder {
                 })?
             }
         };
+        Ok(config)
+    }
+
+    /// Loads a model from memory; `name` only names it in errors.
+    ///
+    /// # Errors
+    /// `Error::BadModel` when the bytes are not an image classifier or a value in its metadata is
+    /// unusable (the field named); `Error::Input` for an unusable
+    /// [`ClassifierBuilder::input_config`]; `Error::OrtUnavailable` or `Error::Engine` when the
+    /// engine asked for cannot load it.
+    pub fn build_from_bytes(self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Classifier> {
+        let name = name.as_ref();
+        let info = ModelInfo::from_bytes(bytes, name)?;
+        let config = self.resolve_input_config(&info, name)?;
         let providers = self.providers.as_deref().unwrap_or(Provider::DEFAULT);
         let (engine, notes) = engine::load(
             self.engine,
@@ -225,6 +236,23 @@ impl Classifier {
             )));
         }
         self.engine.run(input, &shape)
+    }
+
+    /// Runs a prepared input tensor and returns every output of the model as it is.
+    #[cfg(feature = "tools")]
+    pub(crate) fn run_all(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+    ) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+        let shape = self.config.shape(batch);
+        if input.len() != shape.iter().product::<usize>() {
+            return Err(Error::Input(format!(
+                "{} values do not make a batch of shape {shape:?}",
+                input.len()
+            )));
+        }
+        self.engine.run_all(input, &shape)
     }
 
     /// Runs a prepared input tensor and returns `[batch, classes]` probabilities.

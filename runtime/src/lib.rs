@@ -59,6 +59,8 @@ pub mod pip;
 mod prediction;
 pub mod preprocess;
 #[cfg(feature = "tools")]
+pub mod quantize;
+#[cfg(feature = "tools")]
 pub mod triton;
 #[cfg(feature = "tools")]
 pub mod verify;

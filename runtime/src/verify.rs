@@ -4,7 +4,9 @@ use crate::classifier::{Classifier, ClassifierBuilder};
 use crate::data::Dataset;
 use crate::engine::{EngineChoice, Provider};
 use crate::error::{Error, Result};
+use crate::model_info::ModelInfo;
 use crate::preprocess::{argmax, softmax_rows};
+use crate::quantize::{keys, Variant};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,6 +14,75 @@ use std::time::Instant;
 /// The largest difference of probabilities between an engine and the reference that still counts
 /// as agreement.
 pub const DEFAULT_TOLERANCE: f64 = 1e-4;
+
+/// What a quantized variant may differ from the float32 model's reference and still pass: its
+/// own bounds, where the float32 file must agree on every image within [`DEFAULT_TOLERANCE`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tolerance {
+    /// The largest probability difference from the reference, where one is bounded.
+    pub max_prob_diff: Option<f64>,
+    /// The least share of images whose top-1 class equals the reference's.
+    pub min_top1_agreement: f64,
+    /// The most the accuracy may fall below the reference's (a fraction: 0.003 is 0.3 points).
+    pub max_accuracy_drop: f64,
+    /// The least share of images on which the engines give the same top-1 class.
+    pub min_engine_agreement: f64,
+}
+
+impl Tolerance {
+    /// A float32 export: every top-1 class as the reference's, probabilities within `diff`.
+    pub fn exact(diff: f64) -> Self {
+        Tolerance {
+            max_prob_diff: Some(diff),
+            min_top1_agreement: 1.0,
+            max_accuracy_drop: 0.0,
+            min_engine_agreement: 1.0,
+        }
+    }
+
+    /// A variant's documented bounds (`docs/quantization.md` has what they were chosen from).
+    pub fn for_variant(variant: Variant) -> Self {
+        match variant {
+            Variant::Fp16 => Tolerance {
+                max_prob_diff: Some(1e-2),
+                min_top1_agreement: 0.995,
+                max_accuracy_drop: 0.001,
+                min_engine_agreement: 0.995,
+            },
+            Variant::Int8Weights => Tolerance {
+                max_prob_diff: None,
+                min_top1_agreement: 0.98,
+                max_accuracy_drop: 0.003,
+                min_engine_agreement: 0.995,
+            },
+            Variant::Int8Static => Tolerance {
+                max_prob_diff: None,
+                min_top1_agreement: 0.95,
+                max_accuracy_drop: 0.01,
+                min_engine_agreement: 0.95,
+            },
+        }
+    }
+}
+
+/// The reference predictions for `model`: `<name>.burn.json` beside it, or for a quantized
+/// variant, the float32 file's (its metadata names that file).
+///
+/// # Errors
+/// When the model file cannot be read or is not a model.
+pub fn reference_path(model: &Path) -> Result<PathBuf> {
+    let bytes = std::fs::read(model).map_err(|source| Error::Io {
+        path: model.to_path_buf(),
+        source,
+    })?;
+    let info = ModelInfo::from_bytes(&bytes, model)?;
+    Ok(match info.metadata.get(keys::SOURCE) {
+        Some(source) if Variant::of(&info.metadata).is_some() => {
+            ReferencePredictions::path_for(&model.with_file_name(source))
+        }
+        _ => ReferencePredictions::path_for(model),
+    })
+}
 
 /// Accuracy figures of one model on one labelled set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -292,6 +363,12 @@ pub struct VerifyReport {
     pub reference_accuracy: f64,
     /// One check per engine.
     pub engines: Vec<EngineCheck>,
+    /// The quantized variant verified (`None`: a float32 export).
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// Share of images on which the first two engines that ran give the same top-1 class.
+    #[serde(default)]
+    pub engine_agreement: Option<f64>,
 }
 
 impl VerifyReport {
@@ -300,30 +377,63 @@ impl VerifyReport {
         model.with_extension("verify.json")
     }
 
-    /// Whether every engine ran and agrees with the reference: top-1 on all images and
-    /// probabilities within `tolerance`.
+    /// The bounds this report is judged by: the variant's own, else [`Tolerance::exact`] with
+    /// `diff`.
+    pub fn tolerance(&self, diff: f64) -> Tolerance {
+        self.variant
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .map_or(Tolerance::exact(diff), Tolerance::for_variant)
+    }
+
+    /// Whether every engine ran and agrees with the reference within [`VerifyReport::tolerance`].
     pub fn all_agree(&self, tolerance: f64) -> bool {
         self.problems(tolerance).is_empty()
     }
 
-    /// One sentence per engine that did not run or disagrees with the reference (a top-1 class
-    /// differs, or a probability by more than `tolerance`); empty when all agree.
+    /// One sentence per engine that did not run or falls outside [`VerifyReport::tolerance`] (a
+    /// float32 file: a top-1 class differs, or a probability by more than `tolerance`; a variant:
+    /// its own bounds), and one when the engines disagree with each other; empty when all pass.
     pub fn problems(&self, tolerance: f64) -> Vec<String> {
+        let t = self.tolerance(tolerance);
         let model = self.model.display();
-        self.engines
+        let mut problems: Vec<String> = self
+            .engines
             .iter()
-            .filter_map(|e| match (&e.error, e.top1_agreement, e.max_abs_prob_diff) {
-                (Some(err), _, _) => Some(format!("{} did not run on {model}: {err}", e.engine)),
-                (None, Some(top1), Some(diff)) if top1 == 1.0 && diff <= tolerance => None,
-                (None, top1, diff) => Some(format!(
-                    "{} disagrees with {} on {model}: top-1 agreement {:.2} %, max probability difference {:.2e} (tolerance {tolerance:.0e})",
+            .filter_map(|e| match (&e.error, e.top1_agreement, e.max_abs_prob_diff, e.accuracy) {
+                (Some(err), _, _, _) => Some(format!("{} did not run on {model}: {err}", e.engine)),
+                (None, Some(top1), Some(diff), Some(acc))
+                    if top1 >= t.min_top1_agreement
+                        && t.max_prob_diff.is_none_or(|max| diff <= max)
+                        && self.reference_accuracy - acc <= t.max_accuracy_drop + 1e-9 =>
+                {
+                    None
+                }
+                (None, top1, diff, acc) => Some(format!(
+                    "{} disagrees with {} on {model}: top-1 agreement {:.2} % (at least {:.2} %), max probability difference {:.2e} ({}), accuracy {:.2} % against {:.2} % (at most {:.2} points lower)",
                     e.engine,
                     self.reference,
                     100.0 * top1.unwrap_or(0.0),
-                    diff.unwrap_or(f64::NAN)
+                    100.0 * t.min_top1_agreement,
+                    diff.unwrap_or(f64::NAN),
+                    t.max_prob_diff.map_or("not bounded".into(), |m| format!("at most {m:.0e}")),
+                    100.0 * acc.unwrap_or(0.0),
+                    100.0 * self.reference_accuracy,
+                    100.0 * t.max_accuracy_drop
                 )),
             })
-            .collect()
+            .collect();
+        if let Some(a) = self
+            .engine_agreement
+            .filter(|&a| a < t.min_engine_agreement)
+        {
+            problems.push(format!(
+                "the engines disagree with each other on {model}: top-1 agreement {:.2} % (at least {:.2} %)",
+                100.0 * a,
+                100.0 * t.min_engine_agreement
+            ));
+        }
+        problems
     }
 
     /// The rows of [`VerifyReport::table`] (the reference, then each engine) without their
@@ -346,7 +456,9 @@ impl VerifyReport {
                 e.seconds.unwrap_or(0.0)
             ),
         });
-        std::iter::once(reference).chain(engines).collect()
+        // A variant is compared with the float32 file's reference, shown on that file's rows.
+        let reference = self.variant.is_none().then_some(reference);
+        reference.into_iter().chain(engines).collect()
     }
 
     /// A table with one row per engine.
@@ -376,7 +488,7 @@ fn check_engine(
     providers: &[Provider],
     ort_library: Option<&Path>,
     batch: usize,
-) -> EngineCheck {
+) -> (EngineCheck, Option<Vec<usize>>) {
     let classes = set.classes.len();
     let mut builder = ClassifierBuilder::default()
         .engine(choice)
@@ -389,6 +501,11 @@ fn check_engine(
         .and_then(|mut c| Ok((evaluate(&mut c, set, batch)?, c.engine_name(), c.provider())));
     match run {
         Ok((eval, engine, provider)) => {
+            let top1: Vec<usize> = eval
+                .probabilities
+                .chunks_exact(classes)
+                .map(argmax)
+                .collect();
             let agree = eval
                 .probabilities
                 .chunks_exact(classes)
@@ -401,7 +518,7 @@ fn check_engine(
                 .zip(ref_probs)
                 .map(|(a, b)| f64::from((a - b).abs()))
                 .fold(0.0, f64::max);
-            EngineCheck {
+            let check = EngineCheck {
                 engine: engine.to_string(),
                 provider: Some(provider),
                 samples: eval.samples,
@@ -410,23 +527,27 @@ fn check_engine(
                 max_abs_prob_diff: Some(max_diff),
                 seconds: Some(eval.seconds),
                 error: None,
-            }
+            };
+            (check, Some(top1))
         }
-        Err(e) => EngineCheck {
-            engine: match choice {
-                EngineChoice::Ort => "ort",
-                EngineChoice::Tract => "tract",
-                EngineChoice::Auto => "auto",
-            }
-            .to_string(),
-            provider: None,
-            samples: 0,
-            accuracy: None,
-            top1_agreement: None,
-            max_abs_prob_diff: None,
-            seconds: None,
-            error: Some(e.to_string()),
-        },
+        Err(e) => (
+            EngineCheck {
+                engine: match choice {
+                    EngineChoice::Ort => "ort",
+                    EngineChoice::Tract => "tract",
+                    EngineChoice::Auto => "auto",
+                }
+                .to_string(),
+                provider: None,
+                samples: 0,
+                accuracy: None,
+                top1_agreement: None,
+                max_abs_prob_diff: None,
+                seconds: None,
+                error: Some(e.to_string()),
+            },
+            None,
+        ),
     }
 }
 
@@ -474,13 +595,25 @@ pub fn verify(
         Evaluation::from_scores(ref_probs.clone(), &set.labels, &set.classes, 0.0)?;
     // Looked for once: the search may ask a Python interpreter.
     let ort_library = crate::engine::ort_library::locate().ok();
-    let checks = engines
+    let (checks, top1s): (Vec<_>, Vec<_>) = engines
         .iter()
         .map(|&choice| {
             let library = ort_library.as_deref();
             check_engine(model, set, &ref_probs, choice, providers, library, batch)
         })
-        .collect();
+        .unzip();
+    let ran: Vec<&Vec<usize>> = top1s.iter().flatten().collect();
+    let engine_agreement = match ran.as_slice() {
+        [a, b, ..] => Some(
+            a.iter().zip(b.iter()).filter(|(x, y)| x == y).count() as f64 / a.len().max(1) as f64,
+        ),
+        _ => None,
+    };
+    let variant = std::fs::read(model)
+        .ok()
+        .and_then(|bytes| ModelInfo::from_bytes(&bytes, model).ok())
+        .and_then(|info| Variant::of(&info.metadata))
+        .map(|v| v.name().to_string());
     Ok(VerifyReport {
         model: model.to_path_buf(),
         data: reference.data.clone(),
@@ -488,5 +621,7 @@ pub fn verify(
         reference: reference.producer.clone(),
         reference_accuracy: reference_eval.accuracy,
         engines: checks,
+        variant,
+        engine_agreement,
     })
 }

@@ -6,6 +6,8 @@ Each subcommand prints one JSON object: the measurement (peak memory is measured
   peers.py classify MODEL.onnx FOLDER --batch B         PIL + onnxruntime over a folder
   peers.py train-cnn DATA_DIR --epochs E                the article's Keras CNN
   peers.py train-vgg16 DATA_DIR VGG16.onnx --epochs E   the article's Keras VGG16 transfer
+  peers.py quantize MODEL.onnx OUT.onnx --method static|dynamic --calibration DATA_DIR --images N
+                                                        onnxruntime's own quantizer
 """
 import argparse
 import json
@@ -100,6 +102,69 @@ def read_cifar(folder, split, limit):
     data = np.concatenate(records)[:limit]
     images = data[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, data[:, 0].astype(np.int64)
+
+
+def model_input(model_path, images):
+    """`[N,H,W,3]` uint8 images as the model's metadata says it takes them."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(model_path, load_external_data=False).metadata_props}
+    x = images.astype(np.float32)
+    if meta.get("channel_order") == "BGR":
+        x = x[..., ::-1]
+    mean = np.array([float(v) for v in meta["mean"].split(",")], dtype=np.float32)
+    std = np.array([float(v) for v in meta["std"].split(",")], dtype=np.float32)
+    x = (x * np.float32(float(meta["scale"])) - mean) / std
+    h, w = map(int, meta["input_size"].split("x"))
+    if x.shape[1:3] != (h, w):
+        from PIL import Image
+
+        x = np.stack([np.asarray(Image.fromarray(im).resize((w, h), Image.BILINEAR), dtype=np.float32)
+                      for im in images])
+        x = (x * np.float32(float(meta["scale"])) - mean) / std
+    if meta["input_layout"] == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def quantize(args):
+    """onnxruntime.quantization as its documentation shows it: quantize_static (QDQ, per-channel
+    int8 weights, uint8 activations, MinMax calibration) or quantize_dynamic (int8 weights)."""
+    from onnxruntime import quantization as q
+
+    start = time.perf_counter()
+    if args.method == "dynamic":
+        q.quantize_dynamic(args.model, args.out, weight_type=q.QuantType.QInt8, per_channel=True)
+    else:
+        images, _ = read_cifar(args.calibration, "train", None)
+        # The same images as `runtime quantize`: spread evenly over the training set.
+        n = min(args.images, len(images))
+        picked = images[[k * len(images) // n for k in range(n)]]
+        x = model_input(args.model, picked)
+        import onnxruntime as ort
+
+        name = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+        class Reader(q.CalibrationDataReader):
+            def __init__(self):
+                self.batches = iter([{name: x[i:i + 32]} for i in range(0, len(x), 32)])
+
+            def get_next(self):
+                return next(self.batches, None)
+
+        pre = args.out + ".pre.onnx"
+        q.quant_pre_process(args.model, pre)
+        q.quantize_static(pre, args.out, Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+                          activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+        os.remove(pre)
+    # The file keeps the float model's metadata (quantize_* drops it), so that runtimes read it.
+    import onnx
+
+    src, out = onnx.load(args.model), onnx.load(args.out)
+    del out.metadata_props[:]
+    out.metadata_props.extend(src.metadata_props)
+    onnx.save(out, args.out)
+    return {"seconds": time.perf_counter() - start, "bytes": os.path.getsize(args.out)}
 
 
 def epoch_timer():
@@ -218,8 +283,15 @@ def main():
         s.add_argument("--train-limit", type=int, default=None)
         s.add_argument("--test-limit", type=int, default=None)
         s.add_argument("--seed", type=int, default=7)
+    s = sub.add_parser("quantize")
+    s.add_argument("model")
+    s.add_argument("out")
+    s.add_argument("--method", choices=["static", "dynamic"], default="static")
+    s.add_argument("--calibration", help="CIFAR-10 binary folder (static)")
+    s.add_argument("--images", type=int, default=200)
     args = p.parse_args()
-    run = {"infer": infer, "classify": classify, "train-cnn": train_cnn, "train-vgg16": train_vgg16}
+    run = {"infer": infer, "classify": classify, "train-cnn": train_cnn, "train-vgg16": train_vgg16,
+           "quantize": quantize}
     print(json.dumps(run[args.command](args)))
 
 

@@ -13,6 +13,7 @@ use crate::model::vgg16::transfer::{Freeze, Vgg16Config, DEFAULT_DROPOUT, DEFAUL
 use crate::train::vgg16::{self as vgg16_training, CacheOptions, CacheReport};
 use crate::train::{self, CheckpointPlan, Control, TrainConfig, Trained};
 use runtime::data::{CifarSplit, Dataset};
+use runtime::quantize::{Calibration, QuantizeOptions, Variant};
 use runtime::verify::{ReferencePredictions, VerifyReport};
 use runtime::{EngineChoice, Provider};
 use serde::Serialize;
@@ -589,12 +590,31 @@ impl Default for VerifyConfig {
     }
 }
 
+/// The smaller variants written beside each exported file.
+#[derive(Debug, Clone)]
+pub struct QuantizeConfig {
+    /// Which variants (none: only the float32 files).
+    pub variants: Vec<Variant>,
+    /// Training images the int8 static variant is calibrated on.
+    pub calibration_images: usize,
+}
+
+impl Default for QuantizeConfig {
+    fn default() -> Self {
+        QuantizeConfig {
+            variants: Variant::ALL.to_vec(),
+            calibration_images: runtime::quantize::DEFAULT_CALIBRATION_IMAGES,
+        }
+    }
+}
+
 /// The whole job after the data: the models to train and export, then their verification.
 #[derive(Debug, Clone, Default)]
 pub struct PipelineConfig {
     pub cnn: Option<TrainRun>,
     pub vgg16: Option<Vgg16Run>,
     pub verify: VerifyConfig,
+    pub quantize: QuantizeConfig,
     /// Checked between the stages: when set, the pipeline stops before the next one.
     pub stop: Option<Arc<AtomicBool>>,
 }
@@ -606,7 +626,9 @@ pub struct PipelineReport {
     pub artifacts: Vec<Artifacts>,
     /// What the VGG16 run's frozen-feature cache did.
     pub cache: Option<CacheReport>,
-    /// Each exported file's verification by ort and tract against Burn.
+    /// Each quantized variant written: its file, size and what was done.
+    pub variants: Vec<(PathBuf, u64, String)>,
+    /// Each exported file's verification by ort and tract against Burn, each variant's after it.
     pub verified: Vec<VerifyReport>,
     /// Why the verification did not pass (empty when every engine ran and agreed with Burn within
     /// the tolerance).
@@ -667,14 +689,28 @@ pub fn run(config: &PipelineConfig, splits: &Splits) -> Result<PipelineReport> {
     stop_before("the verification")?;
     let ort_missing = ensure_onnxruntime().err().map(|why| why.to_string());
     let mut verified = Vec::new();
+    let mut variants = Vec::new();
     for made in &artifacts {
-        stop_before(&format!("verifying {}", made.onnx.display()))?;
-        verified.push(verify(
-            &made.onnx,
-            &splits.test,
-            &config.verify.providers,
-            config.verify.batch,
-        )?);
+        let mut files = vec![made.onnx.clone()];
+        for &variant in &config.quantize.variants {
+            stop_before(&format!(
+                "writing {}",
+                variant.path_for(&made.onnx).display()
+            ))?;
+            let (path, size, summary) =
+                write_variant(&made.onnx, variant, splits, &config.quantize)?;
+            files.push(path.clone());
+            variants.push((path, size, summary));
+        }
+        for file in files {
+            stop_before(&format!("verifying {}", file.display()))?;
+            verified.push(verify(
+                &file,
+                &splits.test,
+                &config.verify.providers,
+                config.verify.batch,
+            )?);
+        }
     }
     let problems = verified
         .iter()
@@ -683,10 +719,34 @@ pub fn run(config: &PipelineConfig, splits: &Splits) -> Result<PipelineReport> {
     Ok(PipelineReport {
         artifacts,
         cache,
+        variants,
         verified,
         problems,
         ort_missing,
     })
+}
+
+/// Writes `variant` of the exported file `onnx` beside it, int8 static calibrated on the training
+/// split; returns its path, size and what was done.
+pub fn write_variant(
+    onnx: &Path,
+    variant: Variant,
+    splits: &Splits,
+    config: &QuantizeConfig,
+) -> Result<(PathBuf, u64, String)> {
+    let bytes = std::fs::read(onnx).map_err(|e| Error::io(onnx, e))?;
+    let mut options = QuantizeOptions::new(variant);
+    options.ort_library = runtime::ort_library::locate().ok();
+    options.calibration = Some(Calibration {
+        set: &splits.train,
+        name: splits.source.clone(),
+        images: config.calibration_images,
+        method: runtime::quantize::DEFAULT_METHOD,
+    });
+    let made = runtime::quantize::quantize(&bytes, onnx, &options)?;
+    let path = variant.path_for(onnx);
+    files::write_file(&path, &made.bytes)?;
+    Ok((path, made.bytes.len() as u64, made.summary))
 }
 
 /// Runs the test split through ort (on the first usable of `providers`) and tract, compares with
@@ -697,7 +757,7 @@ pub fn verify(
     providers: &[Provider],
     batch: usize,
 ) -> Result<VerifyReport> {
-    let reference = ReferencePredictions::load(&ReferencePredictions::path_for(onnx))?;
+    let reference = ReferencePredictions::load(&runtime::verify::reference_path(onnx)?)?;
     let report = runtime::verify::verify(
         onnx,
         test,

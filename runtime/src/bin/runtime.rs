@@ -12,6 +12,7 @@ use runtime::batch::{self, classify_files, collect_files, BatchOptions, Shard};
 use runtime::data::CifarSplit;
 use runtime::output::{header, row, Format, RowContext};
 use runtime::preprocess;
+use runtime::quantize::{Calibration, KeepFloat, Method, QuantizeOptions, Variant};
 use runtime::verify::{ReferencePredictions, VerifyReport};
 use runtime::{ChannelOrder, InputOverrides, Layout};
 use runtime::{Classifier, EngineChoice, Provider};
@@ -68,8 +69,9 @@ enum Command {
         batch: usize,
     },
     /// Run the test set through each engine and compare with the trainer's predictions
-    /// (`<model>.burn.json`); writes `<model>.verify.json`. Exits non-zero when an engine does
-    /// not run or disagrees with them.
+    /// (`<model>.burn.json`, or for a quantized variant the float32 file's); writes
+    /// `<model>.verify.json`. Exits non-zero when an engine does not run or disagrees with them
+    /// beyond the tolerance (a variant's own: see docs/quantization.md).
     Verify {
         /// The exported model; its `<name>.burn.json` must lie beside it.
         model: PathBuf,
@@ -108,6 +110,11 @@ enum Command {
         #[arg(long, default_value = "table")]
         format: Format,
     },
+    /// Write smaller variants of a float32 model beside it (`<name>.<variant>.onnx`): int8
+    /// weights (about 4x smaller, runs wherever the model runs), int8 static (QDQ: integer
+    /// kernels in ONNX Runtime, activations calibrated on training images) or float16 weights
+    /// (2x smaller). The model file itself is only read.
+    Quantize(QuantizeArgs),
     /// Print what a model file says about itself.
     Info {
         /// The ONNX model.
@@ -155,6 +162,121 @@ struct ClassifyArgs {
     shard: Option<Shard>,
     #[command(flatten)]
     input: InputArgs,
+}
+
+#[derive(Args)]
+struct QuantizeArgs {
+    /// The float32 ONNX model.
+    model: PathBuf,
+    /// Variants to write, comma-separated: int8-weights, int8-static, fp16, or all.
+    #[arg(long, value_delimiter = ',', default_value = "int8-weights", value_parser = variants)]
+    variant: Vec<VariantList>,
+    /// Training images to calibrate int8-static on: a CIFAR-10 folder or file, or an image
+    /// folder (its `train/` part where it has one).
+    #[arg(long, value_name = "DATA")]
+    calibration: Option<PathBuf>,
+    /// How many calibration images, spread evenly over the set.
+    #[arg(long, default_value_t = runtime::quantize::DEFAULT_CALIBRATION_IMAGES)]
+    calibration_images: usize,
+    /// How activation ranges are chosen: mse (least quantization error), minmax, percentile or
+    /// percentile-P.
+    #[arg(long, default_value_t = runtime::quantize::DEFAULT_METHOD)]
+    calibration_method: Method,
+    /// Conv, Gemm and MatMul nodes int8-static leaves in float, comma-separated node names;
+    /// `first` and `last` name the first and last such nodes, `none` quantizes them all.
+    #[arg(long, value_delimiter = ',', default_value = "first,last")]
+    keep_float: Vec<String>,
+    /// The engine that runs calibration: auto (ONNX Runtime, else tract), ort or tract.
+    #[arg(long, default_value = "auto")]
+    engine: EngineChoice,
+    /// Write to this file instead of beside the model (one variant only).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
+}
+
+/// One `--variant` value: a variant, or all of them.
+#[derive(Clone)]
+struct VariantList(Vec<Variant>);
+
+fn variants(s: &str) -> Result<VariantList, String> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(VariantList(Variant::ALL.to_vec()));
+    }
+    Ok(VariantList(vec![s.parse()?]))
+}
+
+fn keep_float(names: &[String]) -> KeepFloat {
+    let mut keep = KeepFloat::default();
+    for name in names.iter().map(|n| n.trim()) {
+        match name {
+            "first" => keep.first = true,
+            "last" => keep.last = true,
+            "none" | "" => {}
+            other => keep.names.push(other.to_string()),
+        }
+    }
+    keep
+}
+
+fn quantize(args: &QuantizeArgs) -> anyhow::Result<()> {
+    let mut variants: Vec<Variant> = Vec::new();
+    for v in args.variant.iter().flat_map(|list| &list.0) {
+        if !variants.contains(v) {
+            variants.push(*v);
+        }
+    }
+    if args.output.is_some() && variants.len() > 1 {
+        anyhow::bail!("--output names one file: ask for one variant");
+    }
+    let bytes =
+        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let info = runtime::ModelInfo::from_bytes(&bytes, &args.model)?;
+    let calibration = match (&args.calibration, variants.contains(&Variant::Int8Static)) {
+        (Some(data), true) => {
+            let side = info
+                .input_config
+                .as_ref()
+                .map_or(runtime::data::CIFAR_SIDE, |c| c.height);
+            let (set, report) = runtime::data::load(data, CifarSplit::Train, side)?;
+            for (file, reason) in &report.skipped {
+                eprintln!("skipped {}: {reason}", file.display());
+            }
+            Some((set, data.clone()))
+        }
+        _ => None,
+    };
+    for variant in variants {
+        let mut options = QuantizeOptions::new(variant);
+        options.overrides = args.input.overrides();
+        options.keep_float = keep_float(&args.keep_float);
+        options.engine = args.engine;
+        options.ort_library = runtime::ort_library::locate().ok();
+        options.calibration = calibration.as_ref().map(|(set, name)| Calibration {
+            set,
+            name: name.clone(),
+            images: args.calibration_images,
+            method: args.calibration_method,
+        });
+        let made = runtime::quantize::quantize(&bytes, &args.model, &options)?;
+        let path = args
+            .output
+            .clone()
+            .unwrap_or_else(|| variant.path_for(&args.model));
+        runtime::write_atomic(&path, &made.bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {} ({}: {:.2} MB, {:.1}x smaller than {}): {}",
+            path.display(),
+            variant,
+            made.bytes.len() as f64 / 1e6,
+            bytes.len() as f64 / made.bytes.len() as f64,
+            args.model.display(),
+            made.summary
+        );
+    }
+    Ok(())
 }
 
 /// ONNX Runtime's execution providers.
@@ -461,7 +583,7 @@ fn main() -> anyhow::Result<()> {
             batch,
             tolerance,
         } => {
-            let reference_path = ReferencePredictions::path_for(&model);
+            let reference_path = runtime::verify::reference_path(&model)?;
             let reference = ReferencePredictions::load(&reference_path)?;
             let data = data.unwrap_or_else(|| reference.data.clone());
             let (set, _) = runtime::data::load(&data, CifarSplit::Test, reference.side)?;
@@ -523,6 +645,7 @@ fn main() -> anyhow::Result<()> {
                 println!("{k}: {v}");
             }
         }
+        Command::Quantize(args) => quantize(&args)?,
         Command::FetchOrt { dir } => {
             let path = runtime::ort_library::fetch(dir.as_deref())?;
             println!("{}", path.display());

@@ -84,6 +84,10 @@ pub(crate) trait Engine: Send {
     fn provider(&self) -> String;
     /// Runs one input tensor of `shape`; returns the first output's shape and values.
     fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)>;
+    /// Runs one input tensor; returns every output's shape and values, in the graph's order
+    /// (calibration reads inner tensors made outputs).
+    #[cfg_attr(not(feature = "tools"), allow(dead_code))]
+    fn run_all(&mut self, input: &[f32], shape: &[usize]) -> Result<Vec<(Vec<usize>, Vec<f32>)>>;
 }
 
 /// How an engine may use the machine's threads.

@@ -173,4 +173,24 @@ impl Engine for OrtEngine {
         let out_shape = out_shape.iter().map(|&d| d.max(0) as usize).collect();
         Ok((out_shape, values.to_vec()))
     }
+
+    fn run_all(&mut self, input: &[f32], shape: &[usize]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+        let fail = |e: ort::Error| Error::Engine {
+            engine: "ort",
+            reason: e.to_string(),
+            source: Some(Box::new(e)),
+        };
+        let tensor = TensorRef::from_array_view((shape.to_vec(), input)).map_err(fail)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input.as_str() => tensor])
+            .map_err(fail)?;
+        (0..outputs.len())
+            .map(|i| {
+                let (out_shape, values) = outputs[i].try_extract_tensor::<f32>().map_err(fail)?;
+                let out_shape = out_shape.iter().map(|&d| d.max(0) as usize).collect();
+                Ok((out_shape, values.to_vec()))
+            })
+            .collect()
+    }
 }

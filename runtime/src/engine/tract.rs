@@ -89,12 +89,29 @@ impl Engine for TractEngine {
 
     fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {
         let path = self.path.clone();
+        let mut outputs = guarded(&path, || self.run_unguarded(input, shape))?;
+        if outputs.is_empty() {
+            return Err(Error::Engine {
+                engine: "tract",
+                reason: "the model produced no output".into(),
+                source: None,
+            });
+        }
+        Ok(outputs.swap_remove(0))
+    }
+
+    fn run_all(&mut self, input: &[f32], shape: &[usize]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+        let path = self.path.clone();
         guarded(&path, || self.run_unguarded(input, shape))
     }
 }
 
 impl TractEngine {
-    fn run_unguarded(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {
+    fn run_unguarded(
+        &mut self,
+        input: &[f32],
+        shape: &[usize],
+    ) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
         let fail = |e: TractError| Error::Engine {
             engine: "tract",
             reason: format!("{e:#}"),
@@ -123,12 +140,12 @@ impl TractEngine {
         let outputs =
             multithread_tract_scope(self.executor.clone(), || plan.run(tvec!(tensor.into())))
                 .map_err(fail)?;
-        let out = outputs.first().ok_or_else(|| Error::Engine {
-            engine: "tract",
-            reason: "the model produced no output".into(),
-            source: None,
-        })?;
-        let view = out.to_plain_array_view::<f32>().map_err(fail)?;
-        Ok((view.shape().to_vec(), view.iter().copied().collect()))
+        outputs
+            .iter()
+            .map(|out| {
+                let view = out.to_plain_array_view::<f32>().map_err(fail)?;
+                Ok((view.shape().to_vec(), view.iter().copied().collect()))
+            })
+            .collect()
     }
 }

@@ -78,7 +78,35 @@ enum Command {
         /// tensorrt, cpu); the one that ran is reported.
         #[arg(long = "provider", value_delimiter = ',', default_value = "cuda,cpu")]
         providers: Vec<runtime::Provider>,
+        /// Smaller variants written beside each model and verified like it: int8-weights,
+        /// int8-static, fp16, all or none (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "all")]
+        quantize: Vec<String>,
+        /// Training images int8-static is calibrated on.
+        #[arg(long, default_value_t = runtime::quantize::DEFAULT_CALIBRATION_IMAGES)]
+        calibration_images: usize,
     },
+}
+
+/// `--quantize`: variant names, `all` or `none`.
+fn variants(names: &[String]) -> anyhow::Result<Vec<runtime::quantize::Variant>> {
+    use runtime::quantize::Variant;
+    let mut out: Vec<Variant> = Vec::new();
+    for name in names.iter().map(|n| n.trim()) {
+        let more = match name {
+            "all" => Variant::ALL.to_vec(),
+            "none" | "" => Vec::new(),
+            other => vec![other
+                .parse::<Variant>()
+                .map_err(|e| anyhow::anyhow!("--quantize: {e}"))?],
+        };
+        for v in more {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Args, Clone)]
@@ -470,6 +498,8 @@ fn run() -> anyhow::Result<()> {
             models_to_train,
             verify_batch,
             providers,
+            quantize,
+            calibration_images,
         } => {
             for m in &models_to_train {
                 anyhow::ensure!(
@@ -503,10 +533,21 @@ fn run() -> anyhow::Result<()> {
                     providers,
                     ..VerifyConfig::default()
                 },
+                quantize: pipeline::QuantizeConfig {
+                    variants: variants(&quantize)?,
+                    calibration_images,
+                },
                 stop: stop_flag(),
             };
             let report = pipeline::run(&config, &splits)?;
             report.artifacts.iter().for_each(print_artifacts);
+            for (path, size, summary) in &report.variants {
+                println!(
+                    "wrote {} ({:.2} MB): {summary}",
+                    path.display(),
+                    *size as f64 / 1e6
+                );
+            }
             if let Some(cache) = &report.cache {
                 print_cache(cache);
             }
@@ -514,10 +555,10 @@ fn run() -> anyhow::Result<()> {
                 eprintln!("ONNX Runtime could not be fetched ({why}); ort is reported as not run");
             }
             println!("\n{}", pipeline::summary_table(&report.verified));
-            for made in &report.artifacts {
+            for verified in &report.verified {
                 println!(
                     "wrote {}",
-                    runtime::verify::VerifyReport::path_for(&made.onnx).display()
+                    runtime::verify::VerifyReport::path_for(&verified.model).display()
                 );
             }
             if !report.problems.is_empty() {

@@ -1,0 +1,764 @@
+//! Rewriting an ONNX graph into its quantized variants, on tract-onnx's protobuf types. Each
+//! rewrite keeps the graph's inputs, outputs and every tensor name a consumer reads: a weight
+//! `w` becomes `w_quantized` (or `w_fp16`) and a `DequantizeLinear` (or `Cast`) node whose
+//! output is `w` again.
+
+use super::calibrate::{self, bias_int32, symmetric_int8, uint8_params};
+use std::collections::{HashMap, HashSet};
+use tract_onnx::pb;
+
+const FLOAT: i32 = 1;
+const UINT8: i32 = 2;
+const INT8: i32 = 3;
+const INT32: i32 = 6;
+const FLOAT16: i32 = 10;
+
+/// The lowest opset whose `DequantizeLinear` takes per-channel scales (`axis`).
+pub const MIN_INT8_OPSET: i64 = 13;
+
+/// Operators whose weight the int8 variants quantize: `Conv`'s `W`, `Gemm`'s `B`, `MatMul`'s
+/// constant right-hand side.
+const QUANTIZABLE: &[&str] = &["Conv", "Gemm", "MatMul"];
+
+/// Operators that only move or select values: in the static variant their output keeps their
+/// input's quantization, so that ONNX Runtime runs them on the integers.
+const DATA_MOVEMENT: &[&str] = &[
+    "MaxPool",
+    "Flatten",
+    "Reshape",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Identity",
+];
+
+/// Operators left as they are, in float.
+const FLOAT_OPS: &[&str] = &[
+    "Relu",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "LogSoftmax",
+    "HardSigmoid",
+    "HardSwish",
+    "Elu",
+    "Selu",
+    "Erf",
+    "Gelu",
+    "AveragePool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "BatchNormalization",
+    "Dropout",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Sqrt",
+    "Exp",
+    "Neg",
+    "Min",
+    "Max",
+    "Clip",
+    "Concat",
+    "Split",
+    "Slice",
+    "Pad",
+    "Shape",
+    "Gather",
+    "Constant",
+    "Cast",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceSum",
+];
+
+/// Operators that say a model is quantized already.
+const QUANTIZED_OPS: &[&str] = &[
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
+    "QGemm",
+    "QLinearAdd",
+];
+
+/// Checks that every node is an operator the quantizer knows and that the model is not quantized
+/// already; for the int8 variants, that the opset has per-channel `DequantizeLinear`.
+pub fn check(model: &pb::ModelProto, int8: bool) -> Result<(), String> {
+    let graph = model.graph.as_ref().ok_or("the model has no graph")?;
+    for node in &graph.node {
+        let op = node.op_type.as_str();
+        if QUANTIZED_OPS.contains(&op) {
+            return Err(format!(
+                "the model is quantized already (node {:?} is a {op})",
+                node.name
+            ));
+        }
+        let standard = node.domain.is_empty() || node.domain == "ai.onnx";
+        if !standard
+            || !(QUANTIZABLE.contains(&op)
+                || DATA_MOVEMENT.contains(&op)
+                || FLOAT_OPS.contains(&op))
+        {
+            let domain = if standard {
+                String::new()
+            } else {
+                format!(" of domain {:?}", node.domain)
+            };
+            return Err(format!(
+                "node {:?}: operator {op}{domain} is not one the quantizer knows (it knows {}, {}, {})",
+                node.name,
+                QUANTIZABLE.join(", "),
+                DATA_MOVEMENT.join(", "),
+                FLOAT_OPS.join(", ")
+            ));
+        }
+    }
+    for t in &graph.initializer {
+        if matches!(t.data_type, INT8 | UINT8 | FLOAT16) {
+            return Err(format!(
+                "the model is quantized already (initializer {:?} holds {} values)",
+                t.name,
+                if t.data_type == FLOAT16 {
+                    "float16"
+                } else {
+                    "8-bit"
+                }
+            ));
+        }
+    }
+    if int8 {
+        let opset = model
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map_or(1, |o| o.version);
+        if opset < MIN_INT8_OPSET {
+            return Err(format!(
+                "opset {opset}: the int8 variants need opset {MIN_INT8_OPSET} or newer (per-channel DequantizeLinear); convert the model first"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A float initializer's dimensions and values.
+pub struct FloatTensor {
+    pub dims: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// Reads a float initializer; `Ok(None)` for other types.
+pub fn float_tensor(t: &pb::TensorProto) -> Result<Option<FloatTensor>, String> {
+    if t.data_type != FLOAT {
+        return Ok(None);
+    }
+    if t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
+        return Err(format!(
+            "initializer {:?} lives in an external data file: quantize a model with its weights inside",
+            t.name
+        ));
+    }
+    let dims = t
+        .dims
+        .iter()
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| format!("initializer {:?}: dimension {d}", t.name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("initializer {:?}: dimensions {dims:?} overflow", t.name))?;
+    let values: Vec<f32> = if t.raw_data.is_empty() {
+        t.float_data.clone()
+    } else {
+        t.raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    if values.len() != n || (!t.raw_data.is_empty() && t.raw_data.len() != 4 * n) {
+        return Err(format!(
+            "initializer {:?}: {} values for dimensions {dims:?}",
+            t.name,
+            values.len()
+        ));
+    }
+    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+        return Err(format!("initializer {:?} holds {v}, not a weight", t.name));
+    }
+    Ok(Some(FloatTensor { dims, values }))
+}
+
+fn tensor(name: &str, data_type: i32, dims: &[usize], raw_data: Vec<u8>) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type,
+        raw_data,
+        ..Default::default()
+    }
+}
+
+fn f32_tensor(name: &str, dims: &[usize], values: &[f32]) -> pb::TensorProto {
+    let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor(name, FLOAT, dims, raw)
+}
+
+fn node(op: &str, name: &str, inputs: &[&str], output: &str, axis: Option<i64>) -> pb::NodeProto {
+    use pb::attribute_proto::AttributeType;
+    let attribute = axis
+        .map(|a| pb::AttributeProto {
+            name: if op == "Cast" { "to" } else { "axis" }.into(),
+            r#type: AttributeType::Int as i32,
+            i: a,
+            ..Default::default()
+        })
+        .into_iter()
+        .collect();
+    pb::NodeProto {
+        name: name.to_string(),
+        op_type: op.to_string(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.to_string()],
+        attribute,
+        ..Default::default()
+    }
+}
+
+/// Names not yet used in a graph.
+struct Names(HashSet<String>);
+
+impl Names {
+    fn of(graph: &pb::GraphProto) -> Self {
+        let mut used: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
+        used.extend(
+            graph
+                .input
+                .iter()
+                .chain(&graph.output)
+                .map(|v| v.name.clone()),
+        );
+        for n in &graph.node {
+            used.insert(n.name.clone());
+            used.extend(n.input.iter().chain(&n.output).cloned());
+        }
+        Names(used)
+    }
+
+    fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut i = 1;
+        while self.0.contains(&name) {
+            i += 1;
+            name = format!("{base}_{i}");
+        }
+        self.0.insert(name.clone());
+        name
+    }
+}
+
+fn int_attr(node: &pb::NodeProto, name: &str, default: i64) -> i64 {
+    node.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map_or(default, |a| a.i)
+}
+
+fn float_attr(node: &pb::NodeProto, name: &str, default: f32) -> f32 {
+    node.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map_or(default, |a| a.f)
+}
+
+/// A quantizable node's constant weight: the node, the initializer and its output-channel axis.
+#[derive(Debug, Clone)]
+pub struct WeightUse {
+    /// Index of the node in the graph.
+    pub node: usize,
+    /// The weight initializer's name.
+    pub weight: String,
+    /// Its output-channel axis.
+    pub axis: usize,
+    /// A float bias initializer with one value per output channel, added as the node computes
+    /// (Conv's `B`; Gemm's `C` with `alpha = beta = 1`).
+    pub bias: Option<String>,
+}
+
+/// The weights of `Conv`, `Gemm` and `MatMul` nodes that are float initializers: `Conv`'s along
+/// axis 0, `Gemm`'s along the output axis of `B` (`transB`), `MatMul`'s 2-D `B` along axis 1.
+pub fn weight_uses(graph: &pb::GraphProto) -> Result<Vec<WeightUse>, String> {
+    let mut inits: HashMap<&str, &pb::TensorProto> = HashMap::new();
+    for t in &graph.initializer {
+        inits.insert(t.name.as_str(), t);
+    }
+    let float_init = |name: &str| inits.get(name).filter(|t| t.data_type == FLOAT);
+    let mut uses = Vec::new();
+    for (i, n) in graph.node.iter().enumerate() {
+        let Some(weight) = n.input.get(1).filter(|w| float_init(w).is_some()) else {
+            continue;
+        };
+        let rank = float_init(weight).map_or(0, |t| t.dims.len());
+        let axis = match (n.op_type.as_str(), rank) {
+            ("Conv", r) if r >= 3 => 0,
+            ("Gemm", 2) => usize::from(int_attr(n, "transB", 0) == 0),
+            ("MatMul", 2) => 1,
+            _ => continue,
+        };
+        let channels = float_init(weight).map_or(0, |t| t.dims[axis]);
+        let plain_gemm = n.op_type != "Gemm"
+            || (float_attr(n, "alpha", 1.0) == 1.0 && float_attr(n, "beta", 1.0) == 1.0);
+        let bias = n
+            .input
+            .get(2)
+            .filter(|_| n.op_type != "MatMul" && plain_gemm)
+            .filter(|b| float_init(b).is_some_and(|t| t.dims == [channels]))
+            .cloned();
+        uses.push(WeightUse {
+            node: i,
+            weight: weight.clone(),
+            axis,
+            bias,
+        });
+    }
+    // One axis per initializer: a weight shared along two axes stays float.
+    let mut axes: HashMap<String, HashSet<usize>> = HashMap::new();
+    for u in &uses {
+        axes.entry(u.weight.clone()).or_default().insert(u.axis);
+    }
+    uses.retain(|u| axes[&u.weight].len() == 1);
+    Ok(uses)
+}
+
+/// Takes the initializer `name` out of the graph (and out of its inputs, where an old exporter
+/// listed it there).
+fn take_initializer(graph: &mut pb::GraphProto, name: &str) -> Option<pb::TensorProto> {
+    let i = graph.initializer.iter().position(|t| t.name == name)?;
+    graph.input.retain(|v| v.name != name);
+    Some(graph.initializer.remove(i))
+}
+
+/// Replaces the float initializer `name` by per-channel int8 values and a `DequantizeLinear`
+/// node that gives `name` back; returns the node and the channel scales.
+fn dequantized_weight(
+    graph: &mut pb::GraphProto,
+    names: &mut Names,
+    name: &str,
+    axis: usize,
+) -> Result<Option<(pb::NodeProto, Vec<f32>)>, String> {
+    let Some(init) = take_initializer(graph, name) else {
+        return Ok(None);
+    };
+    let Some(w) = float_tensor(&init)? else {
+        graph.initializer.push(init);
+        return Ok(None);
+    };
+    let (q, scales) = symmetric_int8(&w.values, &w.dims, axis);
+    let (qn, sn, zn) = (
+        names.fresh(&format!("{name}_quantized")),
+        names.fresh(&format!("{name}_scale")),
+        names.fresh(&format!("{name}_zero_point")),
+    );
+    let channels = [scales.len()];
+    graph.initializer.push(tensor(
+        &qn,
+        INT8,
+        &w.dims,
+        q.iter().map(|&v| v as u8).collect(),
+    ));
+    graph.initializer.push(f32_tensor(&sn, &channels, &scales));
+    graph
+        .initializer
+        .push(tensor(&zn, INT8, &channels, vec![0; scales.len()]));
+    let dq_name = names.fresh(&format!("{name}_DequantizeLinear"));
+    let dq = node(
+        "DequantizeLinear",
+        &dq_name,
+        &[&qn, &sn, &zn],
+        name,
+        Some(axis as i64),
+    );
+    Ok(Some((dq, scales)))
+}
+
+/// The int8-weights variant: every weight of [`weight_uses`] as per-channel symmetric int8 with a
+/// `DequantizeLinear` in front of its node; compute stays float. Returns how many weights.
+pub fn int8_weights(model: &mut pb::ModelProto) -> Result<usize, String> {
+    let graph = model.graph.as_mut().ok_or("the model has no graph")?;
+    let uses = weight_uses(graph)?;
+    let mut names = Names::of(graph);
+    let mut dq_nodes = Vec::new();
+    let mut done = HashSet::new();
+    for u in &uses {
+        if !done.insert(u.weight.clone()) {
+            continue;
+        }
+        if let Some((dq, _)) = dequantized_weight(graph, &mut names, &u.weight, u.axis)? {
+            dq_nodes.push(dq);
+        }
+    }
+    let count = dq_nodes.len();
+    if count == 0 {
+        return Err("no Conv, Gemm or MatMul node has a constant float weight to quantize".into());
+    }
+    dq_nodes.append(&mut graph.node);
+    graph.node = dq_nodes;
+    Ok(count)
+}
+
+/// Initializers with fewer values stay float32 in the fp16 variant (scalars, shape constants).
+const MIN_FP16_VALUES: usize = 16;
+
+/// The fp16 variant: every float initializer of at least [`MIN_FP16_VALUES`] values stored as
+/// float16 with a `Cast` back to float32 in front of its consumers. Returns how many tensors
+/// were converted and how many values saturated at the float16 range.
+pub fn fp16_weights(model: &mut pb::ModelProto) -> Result<(usize, usize), String> {
+    let graph = model.graph.as_mut().ok_or("the model has no graph")?;
+    let mut names = Names::of(graph);
+    let candidates: Vec<String> = graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == FLOAT)
+        .map(|t| t.name.clone())
+        .collect();
+    let (mut casts, mut saturated) = (Vec::new(), 0);
+    for name in candidates {
+        let Some(init) = take_initializer(graph, &name) else {
+            continue;
+        };
+        let Some(w) = float_tensor(&init)?.filter(|w| w.values.len() >= MIN_FP16_VALUES) else {
+            graph.initializer.push(init);
+            continue;
+        };
+        let mut raw = Vec::with_capacity(2 * w.values.len());
+        for &v in &w.values {
+            let (h, clipped) = calibrate::to_f16(v);
+            saturated += usize::from(clipped);
+            raw.extend_from_slice(&h.to_bits().to_le_bytes());
+        }
+        let stored = names.fresh(&format!("{name}_fp16"));
+        graph
+            .initializer
+            .push(tensor(&stored, FLOAT16, &w.dims, raw));
+        let cast_name = names.fresh(&format!("{name}_Cast"));
+        casts.push(node(
+            "Cast",
+            &cast_name,
+            &[&stored],
+            &name,
+            Some(i64::from(FLOAT)),
+        ));
+    }
+    let count = casts.len();
+    if count == 0 {
+        return Err("no float initializer to store as float16".into());
+    }
+    casts.append(&mut graph.node);
+    graph.node = casts;
+    Ok((count, saturated))
+}
+
+/// Where the static variant quantizes activations.
+#[derive(Debug, Clone, Default)]
+pub struct StaticPlan {
+    /// The weight uses whose nodes run on integers.
+    pub quantized: Vec<WeightUse>,
+    /// Activation tensors with their own calibrated range, in graph order.
+    pub calibrated: Vec<String>,
+    /// Activation tensors that take another's range (the output of a data-movement node takes
+    /// its input's), as (tensor, source).
+    pub inherited: Vec<(String, String)>,
+    /// The quantizable nodes left in float.
+    pub kept_float: Vec<String>,
+}
+
+/// Decides the static variant's layout, as ONNX Runtime's CPU provider fuses it into integer
+/// kernels: every quantized node's activation input and its output (after a ReLU that is its only
+/// consumer, which the zero point then implements) pass through QuantizeLinear/DequantizeLinear;
+/// a data-movement node whose input is quantized keeps its input's range on its output.
+/// Nodes named in `keep_float` (or whose name is `first`/`last` of the quantizable nodes in
+/// `keep_float`) stay float.
+pub fn static_plan(graph: &pb::GraphProto, keep_float: &KeepFloat) -> Result<StaticPlan, String> {
+    let uses = weight_uses(graph)?;
+    if uses.is_empty() {
+        return Err("no Conv, Gemm or MatMul node has a constant float weight to quantize".into());
+    }
+    let graph_outputs: HashSet<&str> = graph.output.iter().map(|v| v.name.as_str()).collect();
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, n) in graph.node.iter().enumerate() {
+        for input in &n.input {
+            consumers.entry(input.as_str()).or_default().push(i);
+        }
+    }
+    let node_name = |i: usize| {
+        let n = &graph.node[i];
+        if n.name.is_empty() {
+            n.output.first().cloned().unwrap_or_default()
+        } else {
+            n.name.clone()
+        }
+    };
+    let last = uses.len() - 1;
+    let mut plan = StaticPlan::default();
+    for (k, u) in uses.into_iter().enumerate() {
+        let name = node_name(u.node);
+        let keep = keep_float.names.contains(&name)
+            || (keep_float.first && k == 0)
+            || (keep_float.last && k == last);
+        if keep {
+            plan.kept_float.push(name);
+        } else {
+            plan.quantized.push(u);
+        }
+    }
+    for name in &keep_float.names {
+        if !plan.kept_float.contains(name) {
+            return Err(format!(
+                "--keep-float {name:?}: no quantizable node has that name"
+            ));
+        }
+    }
+    if plan.quantized.is_empty() {
+        return Err("every quantizable node is kept in float: nothing to quantize".into());
+    }
+    let mut own: HashSet<String> = HashSet::new();
+    for u in &plan.quantized {
+        let n = &graph.node[u.node];
+        own.insert(n.input[0].clone());
+        let Some(out) = n.output.first() else {
+            continue;
+        };
+        let after = match consumers.get(out.as_str()).map(Vec::as_slice) {
+            Some([only]) if graph.node[*only].op_type == "Relu" => {
+                graph.node[*only].output.first().unwrap_or(out)
+            }
+            _ => out,
+        };
+        if !graph_outputs.contains(after.as_str()) {
+            own.insert(after.clone());
+        }
+    }
+    // In graph order: data movement carries a quantized input's range to its output, which then
+    // needs no range of its own.
+    let mut quantized: HashSet<String> = HashSet::new();
+    let inputs: Vec<&str> = graph.input.iter().map(|v| v.name.as_str()).collect();
+    for name in inputs {
+        if own.contains(name) {
+            plan.calibrated.push(name.to_string());
+            quantized.insert(name.to_string());
+        }
+    }
+    for n in &graph.node {
+        let source = n
+            .input
+            .first()
+            .filter(|i| DATA_MOVEMENT.contains(&n.op_type.as_str()) && quantized.contains(*i));
+        for out in n.output.iter().take(1) {
+            if graph_outputs.contains(out.as_str()) {
+                continue;
+            }
+            if let Some(source) = source {
+                let root = plan
+                    .inherited
+                    .iter()
+                    .find(|(t, _)| t == source)
+                    .map_or(source.clone(), |(_, r)| r.clone());
+                plan.inherited.push((out.clone(), root));
+                quantized.insert(out.clone());
+            } else if own.contains(out) {
+                plan.calibrated.push(out.clone());
+                quantized.insert(out.clone());
+            }
+        }
+    }
+    // An input of a quantized node that is a constant or came from nowhere cannot be calibrated.
+    for u in &plan.quantized {
+        let x = &graph.node[u.node].input[0];
+        if !quantized.contains(x) {
+            return Err(format!(
+                "node {:?}: its input {x:?} is neither a graph input nor a node's output",
+                node_name(u.node)
+            ));
+        }
+    }
+    Ok(plan)
+}
+
+/// Which quantizable nodes the static variant leaves in float.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeepFloat {
+    /// The first quantizable node in graph order (the one that reads the image).
+    pub first: bool,
+    /// The last one (the one that writes the class scores).
+    pub last: bool,
+    /// Nodes by name.
+    pub names: Vec<String>,
+}
+
+/// Applies a [`StaticPlan`] with the activations' ranges (`(lo, hi)` per calibrated tensor).
+pub fn apply_static(
+    model: &mut pb::ModelProto,
+    plan: &StaticPlan,
+    ranges: &HashMap<String, (f32, f32)>,
+) -> Result<(), String> {
+    let graph = model.graph.as_mut().ok_or("the model has no graph")?;
+    let mut names = Names::of(graph);
+    let mut params: HashMap<String, (f32, u8)> = HashMap::new();
+    for t in &plan.calibrated {
+        let (lo, hi) = ranges
+            .get(t)
+            .copied()
+            .ok_or_else(|| format!("no range for {t:?}"))?;
+        params.insert(t.clone(), uint8_params(lo, hi));
+    }
+    for (t, source) in &plan.inherited {
+        let p = params
+            .get(source)
+            .copied()
+            .ok_or_else(|| format!("no range for {source:?}"))?;
+        params.insert(t.clone(), p);
+    }
+    // Weights, then biases at input scale x weight scale.
+    let mut front = Vec::new();
+    let mut done: HashMap<String, Vec<f32>> = HashMap::new();
+    for u in &plan.quantized {
+        if !done.contains_key(&u.weight) {
+            if let Some((dq, scales)) = dequantized_weight(graph, &mut names, &u.weight, u.axis)? {
+                front.push(dq);
+                done.insert(u.weight.clone(), scales);
+            }
+        }
+        let (Some(bias), Some(w_scales)) = (&u.bias, done.get(&u.weight)) else {
+            continue;
+        };
+        let x = &graph.node[u.node].input[0];
+        let (x_scale, _) = params[x];
+        let Some(init) = take_initializer(graph, bias) else {
+            continue;
+        };
+        let Some(b) = float_tensor(&init)? else {
+            graph.initializer.push(init);
+            continue;
+        };
+        let (q, scales) = bias_int32(&b.values, x_scale, w_scales);
+        let (qn, sn, zn) = (
+            names.fresh(&format!("{bias}_quantized")),
+            names.fresh(&format!("{bias}_scale")),
+            names.fresh(&format!("{bias}_zero_point")),
+        );
+        let channels = [scales.len()];
+        graph.initializer.push(tensor(
+            &qn,
+            INT32,
+            &b.dims,
+            q.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
+        graph.initializer.push(f32_tensor(&sn, &channels, &scales));
+        graph
+            .initializer
+            .push(tensor(&zn, INT32, &channels, vec![0; 4 * scales.len()]));
+        let dq_name = names.fresh(&format!("{bias}_DequantizeLinear"));
+        front.push(node(
+            "DequantizeLinear",
+            &dq_name,
+            &[&qn, &sn, &zn],
+            bias,
+            Some(0),
+        ));
+    }
+    // Activations: consumers read the dequantized tensor.
+    let mut pairs: HashMap<String, [pb::NodeProto; 2]> = HashMap::new();
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    for (t, &(scale, zero_point)) in &params {
+        let (qn, dqn) = (
+            names.fresh(&format!("{t}_quantized")),
+            names.fresh(&format!("{t}_dequantized")),
+        );
+        let (sn, zn) = (
+            names.fresh(&format!("{t}_scale")),
+            names.fresh(&format!("{t}_zero_point")),
+        );
+        graph.initializer.push(f32_tensor(&sn, &[], &[scale]));
+        graph
+            .initializer
+            .push(tensor(&zn, UINT8, &[], vec![zero_point]));
+        let q = node(
+            "QuantizeLinear",
+            &names.fresh(&format!("{t}_QuantizeLinear")),
+            &[t, &sn, &zn],
+            &qn,
+            None,
+        );
+        let dq = node(
+            "DequantizeLinear",
+            &names.fresh(&format!("{t}_DequantizeLinear")),
+            &[&qn, &sn, &zn],
+            &dqn,
+            None,
+        );
+        pairs.insert(t.clone(), [q, dq]);
+        renamed.insert(t.clone(), dqn);
+    }
+    for n in &mut graph.node {
+        for input in &mut n.input {
+            if let Some(dq) = renamed.get(input) {
+                *input = dq.clone();
+            }
+        }
+    }
+    let mut nodes = front;
+    for t in graph.input.iter().map(|v| v.name.clone()) {
+        if let Some(pair) = pairs.remove(&t) {
+            nodes.extend(pair);
+        }
+    }
+    for n in std::mem::take(&mut graph.node) {
+        let outputs = n.output.clone();
+        nodes.push(n);
+        for out in outputs {
+            if let Some(pair) = pairs.remove(&out) {
+                nodes.extend(pair);
+            }
+        }
+    }
+    graph.node = nodes;
+    Ok(())
+}
+
+/// A copy of the model that also outputs `tensors` (as float), for calibration.
+pub fn with_outputs(model: &pb::ModelProto, tensors: &[String]) -> pb::ModelProto {
+    let mut model = model.clone();
+    if let Some(graph) = model.graph.as_mut() {
+        let present: HashSet<String> = graph.output.iter().map(|v| v.name.clone()).collect();
+        for t in tensors.iter().filter(|t| !present.contains(*t)) {
+            // No type: each engine infers it (tract cannot plan an output declared without a
+            // shape).
+            graph.output.push(pb::ValueInfoProto {
+                name: t.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    model
+}
+
+/// Sets (or adds) `metadata_props` entries.
+pub fn set_metadata(model: &mut pb::ModelProto, entries: &[(String, String)]) {
+    for (key, value) in entries {
+        match model.metadata_props.iter_mut().find(|p| &p.key == key) {
+            Some(p) => p.value = value.clone(),
+            None => model.metadata_props.push(pb::StringStringEntryProto {
+                key: key.clone(),
+                value: value.clone(),
+            }),
+        }
+    }
+}
