@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default)]
 pub struct ClassifierBuilder {
     engine: EngineChoice,
-    threads: engine::Threads,
+    threads: engine::Settings,
     input_config: Option<InputConfig>,
     overrides: InputOverrides,
     providers: Option<Vec<Provider>>,
@@ -42,7 +42,7 @@ impl ClassifierBuilder {
         self
     }
 
-    /// Threads an engine may use within one run (default: the engine's own choice).
+    /// Settings an engine may use within one run (default: the engine's own choice).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads.per_run = Some(threads);
         self
@@ -152,11 +152,16 @@ impl ClassifierBuilder {
         let info = ModelInfo::from_bytes(bytes, name)?;
         let config = self.resolve_input_config(&info, name)?;
         let providers = self.providers.as_deref().unwrap_or(Provider::DEFAULT);
+        let settings = engine::Settings {
+            fold_quantized_weights: info.metadata.get(preprocess::keys::QUANTIZATION_VARIANT)
+                == Some(&preprocess::keys::INT8_WEIGHTS.to_string()),
+            ..self.threads
+        };
         let (engine, notes) = engine::load(
             self.engine,
             bytes,
             name,
-            self.threads,
+            settings,
             providers,
             self.ort_library.as_deref(),
         )?;

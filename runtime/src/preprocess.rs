@@ -181,6 +181,10 @@ pub mod keys {
     pub const STD: &str = "std";
     /// `probabilities` (softmax applied in the graph) or `logits`.
     pub const OUTPUT: &str = "output";
+    /// Which quantized variant of a float32 file the model is (`runtime::quantize`), if any.
+    pub const QUANTIZATION_VARIANT: &str = "quantization_variant";
+    /// [`QUANTIZATION_VARIANT`]'s value for int8 weights that feed float operators.
+    pub const INT8_WEIGHTS: &str = "int8-weights";
 
     /// ONNX's standard image metadata (onnx `docs/MetadataProps.md`): written beside this
     /// project's keys, and read from models that carry only these.

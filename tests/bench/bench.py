@@ -28,8 +28,8 @@ PEERS = [sys.executable, os.path.join(HERE, "peers.py")]
 
 SIZES = {
     # train/test images for the CNN, for VGG16, folder images, timed inference runs, repeats
-    "full": dict(cnn_train=2000, vgg_train=1000, test=500, epochs=2, images=2000, runs=20, repeats=3),
-    "quick": dict(cnn_train=200, vgg_train=100, test=100, epochs=1, images=60, runs=2, repeats=1),
+    "full": dict(cnn_train=2000, vgg_train=1000, test=500, epochs=2, images=2000, runs=20, repeats=3, calibration=200),
+    "quick": dict(cnn_train=200, vgg_train=100, test=100, epochs=1, images=60, runs=2, repeats=1, calibration=20),
 }
 
 
@@ -112,6 +112,68 @@ def interleave(repeats, *runs):
     return results
 
 
+def quantize_rows(runtime, models, cifar, size):
+    """Our variants against onnxruntime's own quantize_static and quantize_dynamic on the same
+    float32 file and calibration images: size, accuracy and top-1 agreement with the float32 file
+    on each engine (`runtime verify`), and images/s at batch 32 on each engine (`runtime bench`,
+    the files interleaved, median of the repeats)."""
+    lines = ["| model | file | MB | accuracy ort / tract | top-1 agreement with fp32, ort / tract | "
+             "ort img/s (x fp32) | tract img/s (x fp32) | made in s |",
+             "|---|---|---|---|---|---|---|---|"]
+    calibration = str(size["calibration"])
+    for name in ("cnn", "vgg16"):
+        fp32 = os.path.join(models, f"{name}.onnx")
+        files = {"fp32": (fp32, None)}
+        start = time.perf_counter()
+        timed([runtime, "quantize", fp32, "--variant", "all", "--calibration", cifar,
+               "--calibration-images", calibration])
+        made = (time.perf_counter() - start) / 3
+        for v in ("int8-weights", "int8-static", "fp16"):
+            files[f"ours {v}"] = (os.path.join(models, f"{name}.{v}.onnx"), made)
+        for method in ("static", "dynamic"):
+            out = os.path.join(models, f"{name}.ort-{method}.onnx")
+            r = last_json(timed([*PEERS, "quantize", fp32, out, "--method", method, "--calibration", cifar,
+                                 "--images", calibration])[0])
+            shutil.copy(os.path.join(models, f"{name}.burn.json"), os.path.join(models, f"{name}.ort-{method}.burn.json"))
+            files[f"onnxruntime quantize_{method}"] = (out, r["seconds"])
+        checks = {}
+        for label, (path, _) in files.items():
+            proc = subprocess.run([runtime, "verify", path, "--provider", "cpu"], capture_output=True, text=True)
+            report = json.load(open(path[:-len(".onnx")] + ".verify.json"))
+            checks[label] = {e["engine"]: e for e in report["engines"]}
+
+        def speed(path, engine):
+            def run():
+                proc = subprocess.run([runtime, "bench", path, "--engine", engine, "--provider", "cpu", "--batch", "32",
+                                       "--runs", str(size["runs"]), "--format", "jsonl"], capture_output=True, text=True)
+                return {"ips": last_json(proc.stdout)["images_per_second"] if proc.returncode == 0 else float("nan")}
+            return run
+
+        labels = list(files)
+        ips = {}
+        for engine in ("ort", "tract"):
+            runs = interleave(size["repeats"], *[speed(files[l][0], engine) for l in labels])
+            for label, r in zip(labels, runs):
+                ips[(label, engine)] = median_of(r, "ips")
+
+        def pair(label, key, scale=100.0, unit=" %"):
+            vals = []
+            for engine in ("ort", "tract"):
+                e = checks[label].get(engine, {})
+                vals.append(f"{scale * e[key]:.2f}{unit}" if e.get(key) is not None else "not run")
+            return " / ".join(vals)
+
+        for label, (path, seconds) in files.items():
+            def speed_cell(engine):
+                v, base = ips[(label, engine)], ips[("fp32", engine)]
+                return "not run" if v != v else f"{v:,.0f} ({v / base:.2f}x)"
+            agreement = "-" if label == "fp32" else pair(label, "top1_agreement")
+            lines.append(f"| {name} | {label} | {os.path.getsize(path) / 1e6:.2f} | {pair(label, 'accuracy')} | "
+                         f"{agreement} | {speed_cell('ort')} | {speed_cell('tract')} | "
+                         f"{'-' if seconds is None else f'{seconds:.1f}'} |")
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (keeps the command working)")
@@ -119,7 +181,7 @@ def main():
     p.add_argument("--bin", required=True, help="folder with the trainer and runtime binaries")
     p.add_argument("--vgg16", required=True, help="the public VGG16 ONNX file")
     p.add_argument("--out", help="also write the table to this file")
-    p.add_argument("--only", default="train,infer,classify", help="comma-separated parts to run")
+    p.add_argument("--only", default="train,infer,classify,quantize", help="comma-separated parts to run")
     args = p.parse_args()
     size = dict(SIZES["quick" if args.quick else "full"])
     if args.repeats:
@@ -215,6 +277,8 @@ def main():
                 for engine, runs in (("ort", o), ("tract", t)):
                     table.add(f"classify a folder of {n} mixed images, {name}", "files/s", "fps",
                               f"runtime classify ({engine})", runs, "PIL + onnxruntime", p)
+        if "quantize" in parts:
+            quantized = quantize_rows(runtime, models, cifar, size)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -224,6 +288,8 @@ def main():
     header = (f"{datetime.date.today().isoformat()}, {cpu}, {os.cpu_count()} cores, "
               f"median of {size['repeats']} interleaved runs{' (quick sizes)' if args.quick else ''}; peers: {versions}")
     text = header + "\n\n" + table.markdown() + "\n"
+    if "quantize" in parts:
+        text += "\n" + quantized + "\n"
     print(text)
     if args.out:
         tmp = args.out + ".tmp"

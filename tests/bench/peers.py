@@ -153,7 +153,7 @@ def quantize(args):
                 return next(self.batches, None)
 
         pre = args.out + ".pre.onnx"
-        q.quant_pre_process(args.model, pre)
+        q.quant_pre_process(args.model, pre, skip_symbolic_shape=True)
         q.quantize_static(pre, args.out, Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
                           activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
         os.remove(pre)

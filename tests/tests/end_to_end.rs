@@ -1,8 +1,11 @@
 //! Stand-in data -> Burn training -> ONNX export -> ort and tract, checked against Burn.
 
 use pipeline_tests::{ensure_onnxruntime, non_empty};
+use prost::Message;
+use runtime::quantize::Variant;
 use runtime::verify::ReferencePredictions;
 use runtime::{Classifier, EngineChoice};
+use tract_onnx::pb;
 use trainer::backend::DeviceChoice;
 use trainer::data::standin::{self, StandinConfig};
 use trainer::model::cnn::CnnConfig;
@@ -87,6 +90,58 @@ fn train_export_and_verify_with_ort_and_tract() {
     )
     .unwrap();
     assert_eq!(written["engines"][0]["top1_agreement"], 1.0);
+
+    // Each quantized variant, written beside the export and judged by its own tolerance.
+    let quantize = pipeline::QuantizeConfig {
+        variants: Variant::ALL.to_vec(),
+        calibration_images: 100,
+    };
+    let fp32_size = std::fs::metadata(&artifacts.onnx).unwrap().len();
+    for variant in Variant::ALL {
+        let (path, size, summary) =
+            pipeline::write_variant(&artifacts.onnx, variant, &splits, &quantize).unwrap();
+        assert_eq!(path, variant.path_for(&artifacts.onnx));
+        let most = if variant == Variant::Fp16 { 0.51 } else { 0.26 };
+        assert!(
+            (size as f64) < most * fp32_size as f64,
+            "{variant}: {size} of {fp32_size}"
+        );
+        let report = pipeline::verify(&path, &splits.test, runtime::Provider::DEFAULT, 64).unwrap();
+        assert_eq!(report.variant.as_deref(), Some(variant.name()));
+        let problems = report.problems(runtime::verify::DEFAULT_TOLERANCE);
+        assert!(
+            problems.is_empty(),
+            "{variant} ({summary}): {problems:?}\n{}",
+            report.table()
+        );
+        assert!(
+            report.engine_agreement.unwrap() >= 0.95,
+            "{}",
+            report.table()
+        );
+    }
+    // A variant whose weights went wrong fails its verification.
+    let int8 = Variant::Int8Weights.path_for(&artifacts.onnx);
+    let mut model = pb::ModelProto::decode(std::fs::read(&int8).unwrap().as_slice()).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let scale = graph
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == "dense1.weight_scale")
+        .unwrap();
+    scale.raw_data = scale
+        .raw_data
+        .chunks_exact(4)
+        .flat_map(|b| (f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * -1.0).to_le_bytes())
+        .collect();
+    std::fs::write(&int8, model.encode_to_vec()).unwrap();
+    let report = pipeline::verify(&int8, &splits.test, runtime::Provider::DEFAULT, 64).unwrap();
+    let problems = report.problems(runtime::verify::DEFAULT_TOLERANCE);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].contains("cnn.int8-weights.onnx"),
+        "{problems:?}"
+    );
 
     // The batch dimension is symbolic: batches of 1, 7 and 64 match Burn's probabilities.
     let reference = ReferencePredictions::load(&artifacts.reference).unwrap();

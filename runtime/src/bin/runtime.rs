@@ -86,6 +86,9 @@ enum Command {
         /// (every image's top-1 class must agree as well).
         #[arg(long, default_value_t = runtime::verify::DEFAULT_TOLERANCE)]
         tolerance: f64,
+        /// The engines to run, comma-separated (ort, tract).
+        #[arg(long, value_delimiter = ',', default_value = "ort,tract")]
+        engines: Vec<EngineChoice>,
     },
     /// Time the model on generated inputs: images/s per batch size (median of the runs, after
     /// one warm-up run), and the process's peak memory.
@@ -184,7 +187,7 @@ struct QuantizeArgs {
     calibration_method: Method,
     /// Conv, Gemm and MatMul nodes int8-static leaves in float, comma-separated node names;
     /// `first` and `last` name the first and last such nodes, `none` quantizes them all.
-    #[arg(long, value_delimiter = ',', default_value = "first,last")]
+    #[arg(long, value_delimiter = ',', default_value = "last")]
     keep_float: Vec<String>,
     /// The engine that runs calibration: auto (ONNX Runtime, else tract), ort or tract.
     #[arg(long, default_value = "auto")]
@@ -362,8 +365,18 @@ fn load(
     if let Some(why) = classifier.fallback_reason() {
         eprintln!("{why}");
     }
+    let variant = classifier
+        .info()
+        .metadata
+        .get(runtime::preprocess::keys::QUANTIZATION_VARIANT);
+    let variant = match (variant.map(String::as_str), classifier.engine_name()) {
+        (None, _) => String::new(),
+        // tract has no integer convolution: it computes the quantized graph in float.
+        (Some(v @ "int8-static"), "tract") => format!(", variant {v} (computed in float by tract)"),
+        (Some(v), _) => format!(", variant {v}"),
+    };
     eprintln!(
-        "engine: {} (provider {})",
+        "engine: {} (provider {}){variant}",
         classifier.engine_name(),
         classifier.provider()
     );
@@ -582,6 +595,7 @@ fn main() -> anyhow::Result<()> {
             providers,
             batch,
             tolerance,
+            engines,
         } => {
             let reference_path = runtime::verify::reference_path(&model)?;
             let reference = ReferencePredictions::load(&reference_path)?;
@@ -591,7 +605,7 @@ fn main() -> anyhow::Result<()> {
                 &model,
                 &set,
                 &reference,
-                &[EngineChoice::Ort, EngineChoice::Tract],
+                &engines,
                 &providers.list,
                 batch,
             )?;

@@ -90,22 +90,29 @@ pub(crate) trait Engine: Send {
     fn run_all(&mut self, input: &[f32], shape: &[usize]) -> Result<Vec<(Vec<usize>, Vec<f32>)>>;
 }
 
-/// How an engine may use the machine's threads.
+/// How an engine runs a model: the machine's threads, and how it treats quantized weights.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Threads {
-    /// Threads within one run (default: the engine's own choice, all cores).
+pub(crate) struct Settings {
+    /// Settings within one run (default: the engine's own choice, all cores).
     pub per_run: Option<usize>,
     /// Whether ONNX Runtime's idle threads spin waiting for work (lowest latency) or sleep
     /// (leaving the cores to other work, such as decoding the next images).
     #[cfg_attr(not(feature = "ort"), allow(dead_code))]
     pub spin: bool,
+    /// Whether the model's int8 weights feed float operators only (the int8-weights variant):
+    /// ONNX Runtime then folds their dequantization into float constants once, at load time,
+    /// instead of keeping it for integer kernels that would not run, which dequantized every
+    /// weight on every run. tract folds constants always.
+    #[cfg_attr(not(feature = "ort"), allow(dead_code))]
+    pub fold_quantized_weights: bool,
 }
 
-impl Default for Threads {
+impl Default for Settings {
     fn default() -> Self {
-        Threads {
+        Settings {
             per_run: None,
             spin: true,
+            fold_quantized_weights: false,
         }
     }
 }
@@ -117,7 +124,7 @@ pub(crate) fn load(
     choice: EngineChoice,
     bytes: &[u8],
     path: &Path,
-    threads: Threads,
+    threads: Settings,
     providers: &[Provider],
     ort_library: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
@@ -145,7 +152,7 @@ pub(crate) fn load(
 fn load_ort(
     bytes: &[u8],
     path: &Path,
-    threads: Threads,
+    threads: Settings,
     providers: &[Provider],
     library: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
@@ -161,7 +168,7 @@ fn load_ort(
 fn load_ort(
     _: &[u8],
     _: &Path,
-    _: Threads,
+    _: Settings,
     _: &[Provider],
     _: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {

@@ -1,6 +1,6 @@
 //! ONNX Runtime through `ort`, with the shared library loaded at run time.
 
-use super::{ort_library, Engine, Provider, Threads};
+use super::{ort_library, Engine, Provider, Settings};
 use crate::error::{Error, Result};
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
@@ -62,7 +62,7 @@ pub(crate) struct OrtEngine {
 fn build_session(
     env: &Environment,
     bytes: &[u8],
-    threads: Threads,
+    threads: Settings,
     providers: &[Provider],
 ) -> std::result::Result<(Session, Provider, Vec<String>), String> {
     let builder = || -> ort::Result<SessionBuilder> {
@@ -72,6 +72,11 @@ fn build_session(
         }
         if !threads.spin {
             b = b.with_intra_op_spinning(false)?;
+        }
+        if threads.fold_quantized_weights {
+            // Without its QDQ fusion, ONNX Runtime's constant folding takes DequantizeLinear
+            // of constant weights too.
+            b = b.with_config_entry("session.disable_quant_qdq", "1")?;
         }
         Ok(b)
     };
@@ -111,7 +116,7 @@ impl OrtEngine {
     pub(crate) fn load(
         bytes: &[u8],
         path: &Path,
-        threads: Threads,
+        threads: Settings,
         providers: &[Provider],
         library: Option<&Path>,
     ) -> Result<(Self, Vec<String>)> {

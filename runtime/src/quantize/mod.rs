@@ -36,7 +36,7 @@ use tract_onnx::pb;
 /// Metadata keys a variant carries beside the float32 file's own.
 pub mod keys {
     /// `int8-weights`, `int8-static` or `fp16` ([`super::Variant`]).
-    pub const VARIANT: &str = "quantization_variant";
+    pub const VARIANT: &str = crate::preprocess::keys::QUANTIZATION_VARIANT;
     /// The float32 file's name.
     pub const SOURCE: &str = "quantized_from";
     /// The float32 file's SHA-256, in hex.
@@ -77,7 +77,7 @@ impl Variant {
     /// Its name in files, flags and metadata.
     pub fn name(self) -> &'static str {
         match self {
-            Variant::Int8Weights => "int8-weights",
+            Variant::Int8Weights => crate::preprocess::keys::INT8_WEIGHTS,
             Variant::Int8Static => "int8-static",
             Variant::Fp16 => "fp16",
         }
@@ -152,15 +152,16 @@ pub struct QuantizeOptions<'a> {
 }
 
 impl QuantizeOptions<'_> {
-    /// The defaults for `variant`: no overrides, no calibration images, the first and last
-    /// quantizable nodes kept in float (measured: `docs/quantization.md`).
+    /// The defaults for `variant`: no overrides, no calibration images, the last quantizable
+    /// node (the one that writes the class scores) kept in float (measured:
+    /// `docs/quantization.md`).
     pub fn new(variant: Variant) -> Self {
         QuantizeOptions {
             variant,
             overrides: InputOverrides::default(),
             calibration: None,
             keep_float: KeepFloat {
-                first: true,
+                first: false,
                 last: true,
                 names: Vec::new(),
             },

@@ -80,7 +80,7 @@ enum Command {
         providers: Vec<runtime::Provider>,
         /// Smaller variants written beside each model and verified like it: int8-weights,
         /// int8-static, fp16, all or none (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "all")]
+        #[arg(long, value_delimiter = ',', default_value = "none")]
         quantize: Vec<String>,
         /// Training images int8-static is calibrated on.
         #[arg(long, default_value_t = runtime::quantize::DEFAULT_CALIBRATION_IMAGES)]
