@@ -7,6 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -84,7 +85,7 @@ def test_int8_weights_are_per_channel_symmetric_as_numpy_computes_them(variants)
     for node in dq:
         name = node.output[0]
         w = fp32[name]
-        axis = next(a.i for a in node.attribute if a.name == "axis")
+        axis = next(a.i for a in node.attribute if a.name == "axis") % w.ndim
         other = tuple(i for i in range(w.ndim) if i != axis)
         scale = (np.abs(w).max(axis=other) / np.float32(127)).astype(np.float32)
         shape = [1] * w.ndim
@@ -100,7 +101,7 @@ def test_fp16_weights_are_numpys_float16(variants):
     model = onnx.load(str(variants["fp16"]))
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     casts = [n for n in model.graph.node if n.op_type == "Cast"]
-    assert len(casts) == 12  # each weight and bias
+    assert len(casts) == 11  # each weight and bias but dense2.bias (10 values stay float32)
     for node in casts:
         stored = inits[node.input[0]]
         assert stored.dtype == np.float16
@@ -140,7 +141,6 @@ def test_onnxruntime_runs_each_variant_from_its_metadata(variants, standin, vari
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_opencv_dnn_runs_each_variant_from_its_metadata(variants, standin, variant):
-    cv2 = pytest.importorskip("cv2")
     images = cifar_images(standin, 16)
     meta = metadata(onnx.load(str(variants[variant])))
     net = cv2.dnn.readNetFromONNX(str(variants[variant]))

@@ -384,9 +384,16 @@ fn dequantized_weight(
         &dq_name,
         &[&qn, &sn, &zn],
         name,
-        Some(axis as i64),
+        Some(negative_axis(axis, w.dims.len())),
     );
     Ok(Some((dq, scales)))
+}
+
+/// `axis` counted from the end (`-rank..0`), as ONNX allows: an attribute of 0 would be left out
+/// of the file by the protobuf encoder (proto3 defaults), which some readers (OpenCV's DNN
+/// module) refuse, and an absent `axis` means 1 to the rest.
+fn negative_axis(axis: usize, rank: usize) -> i64 {
+    axis as i64 - rank as i64
 }
 
 /// The int8-weights variant: every weight of [`weight_uses`] as per-channel symmetric int8 with a
@@ -671,7 +678,7 @@ pub fn apply_static(
             &dq_name,
             &[&qn, &sn, &zn],
             bias,
-            Some(0),
+            Some(negative_axis(0, 1)),
         ));
     }
     // Activations: consumers read the dequantized tensor.
