@@ -1,13 +1,15 @@
 # Shared by the edge checks (aarch64.sh, wasm.sh): a real exported model, a few images, the native
 # CLI's answers for them, and the comparison. Source it from the repository root.
 
-# edge_model_and_images DIR: trains the CNN briefly on a small stand-in (DIR/edge.onnx) and writes
-# PNG images of several sizes and kinds to DIR/images with Python's standard library alone.
+# edge_model_and_images DIR: trains the CNN briefly on a small stand-in (DIR/edge.onnx), writes its
+# int8-weights variant (DIR/edge.int8-weights.onnx) and PNG images of several sizes and kinds to
+# DIR/images with Python's standard library alone.
 edge_model_and_images() {
     local work=$1
     cargo run --quiet -p trainer -- data --out "$work/data" --standin-train 500 --standin-test 100
     cargo run --quiet -p trainer -- train --data "$work/data/cifar-10-batches-bin" --epochs 1 \
         --models "$work" --name edge --quiet >/dev/null 2>&1
+    cargo run --quiet -p runtime -- quantize "$work/edge.onnx" --variant int8-weights >/dev/null
     python3 - "$work/images" <<'PY'
 import os, random, struct, sys, zlib
 out = sys.argv[1]
@@ -24,11 +26,14 @@ for i, (w, h, gray) in enumerate([(32, 32, False), (50, 20, False), (17, 64, Tru
 PY
 }
 
-# edge_native DIR: the native tract-only answers for DIR's images, as JSON Lines in DIR/native.jsonl.
+# edge_native DIR [MODEL]: the native tract-only answers of DIR/MODEL.onnx (default: edge) for
+# DIR's images, as JSON Lines in DIR/native.jsonl (DIR/native-MODEL.jsonl for another model).
 edge_native() {
-    local work=$1
+    local work=$1 model=${2:-edge}
+    local out="$work/native.jsonl"
+    [ "$model" = edge ] || out="$work/native-$model.jsonl"
     cargo run --quiet -p runtime -- classify --engine tract --format jsonl --top-k 10 \
-        "$work/edge.onnx" "$work/images" >"$work/native.jsonl" 2>/dev/null
+        "$work/$model.onnx" "$work/images" >"$out" 2>/dev/null
 }
 
 # edge_compare NATIVE.jsonl OTHER.jsonl WHAT: same files, same top-1, probabilities within 1e-5.
