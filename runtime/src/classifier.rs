@@ -122,7 +122,7 @@ impl ClassifierBuilder {
             (None, None) => {
                 let base = info
                     .guessed_input_config()
-                    .or_else(|| self.sized_by_overrides(&info))
+                    .or_else(|| self.sized_by_overrides(info))
                     .ok_or_else(|| Error::BadModel {
                         path: name.to_path_buf(),
                         reason: format!(

@@ -380,6 +380,23 @@ fn bad_inputs_are_refused_by_file_and_reason() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("same image"), "{err}");
+    // No image asked for.
+    let set = images(10, 8);
+    let mut options = QuantizeOptions::new(Variant::Int8Static);
+    options.engine = EngineChoice::Tract;
+    options.calibration = Some(Calibration {
+        set: &set,
+        name: "calibration-set".into(),
+        images: 0,
+        method: Method::Mse,
+    });
+    let err = quantize(&tiny_bytes(), &tiny(), &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("calibration-set") && err.contains("0 calibration images"),
+        "{err}"
+    );
 }
 
 fn runtime_cli() -> Command {
@@ -390,12 +407,12 @@ fn runtime_cli() -> Command {
 fn image_folder(root: &Path, set: &Dataset) {
     for i in 0..set.len() {
         let dir = root.join(&set.classes[set.labels[i] as usize]);
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("a class folder");
         let rgb = runtime::preprocess::planar_to_interleaved(set.image(i));
         image::RgbImage::from_raw(8, 8, rgb)
-            .unwrap()
+            .expect("an 8x8 image")
             .save(dir.join(format!("{i}.png")))
-            .unwrap();
+            .expect("writing a calibration image");
     }
 }
 

@@ -132,7 +132,7 @@ fn train_export_and_verify_with_ort_and_tract() {
     scale.raw_data = scale
         .raw_data
         .chunks_exact(4)
-        .flat_map(|b| (f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * -1.0).to_le_bytes())
+        .flat_map(|b| (-f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes())
         .collect();
     std::fs::write(&int8, model.encode_to_vec()).unwrap();
     let report = pipeline::verify(&int8, &splits.test, runtime::Provider::DEFAULT, 64).unwrap();

@@ -224,6 +224,9 @@ fn calibration_images(cal: &Calibration, config: &InputConfig) -> Result<Dataset
     })
 }
 
+/// Each calibrated activation's `(lo, hi)` range, by tensor name.
+type Ranges = HashMap<String, (f32, f32)>;
+
 /// Runs the calibration images through `model` with `tensors` as extra outputs and returns each
 /// tensor's range by `method`, and the engine that ran.
 fn calibrate(
@@ -234,7 +237,7 @@ fn calibrate(
     config: &InputConfig,
     options: &QuantizeOptions,
     method: Method,
-) -> Result<(HashMap<String, (f32, f32)>, String)> {
+) -> Result<(Ranges, String)> {
     let declared: Vec<String> = model
         .graph
         .as_ref()
