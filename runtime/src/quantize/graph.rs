@@ -357,7 +357,8 @@ fn dequantized_weight(
     let Some(init) = take_initializer(graph, name) else {
         return Ok(None);
     };
-    let Some(w) = float_tensor(&init)? else {
+    // An empty tensor has nothing to quantize (and its dimensions bound nothing).
+    let Some(w) = float_tensor(&init)?.filter(|w| !w.values.is_empty()) else {
         graph.initializer.push(init);
         return Ok(None);
     };

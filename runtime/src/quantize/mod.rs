@@ -272,7 +272,9 @@ fn calibrate(
     let mut classifier = builder.build_from_bytes(&probe.encode_to_vec(), path)?;
     let mut observed = vec![Observed::default(); tensors.len()];
     let passes = if method == Method::MinMax { 1 } else { 2 };
-    const BATCH: usize = 32;
+    // Every calibrated activation of a batch is held at once: VGG16 at 224x224 has about 60 MB of
+    // them an image.
+    const BATCH: usize = 8;
     for pass in 0..passes {
         for chunk in images.pixels.chunks(BATCH * images.image_len()) {
             let batch = chunk.len() / images.image_len();
