@@ -794,6 +794,9 @@ pub fn summary_table(reports: &[VerifyReport]) -> String {
             first.data.display()
         );
     }
+    for line in reports.iter().filter_map(VerifyReport::engines_line) {
+        s += &format!("{line}\n");
+    }
     s
 }
 
