@@ -344,3 +344,33 @@ fn batch_and_thread_counts_out_of_range_are_refused() {
         assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
 }
+
+/// Files the CLI writes take the mode the user's umask gives, as a plain create would, not the
+/// private mode of the temporary file they are written through.
+#[cfg(unix)]
+#[test]
+fn written_files_take_the_umask_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.onnx");
+    std::fs::copy(tiny_model(), &model).unwrap();
+    for (umask, mode) in [("022", 0o644), ("027", 0o640)] {
+        let out = dir.path().join(format!("tiny-{umask}.onnx"));
+        let done = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_runtime"))
+            .args(["quantize", "--variant", "fp16", "-o"])
+            .arg(&out)
+            .arg(&model)
+            .output()
+            .unwrap();
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let got = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode, "umask {umask}: mode {got:o}");
+    }
+}
