@@ -233,6 +233,12 @@ impl Classifier {
     /// `Error::Input` when `input` is not `batch` images of the model's shape; `Error::Engine` when
     /// the engine fails.
     pub fn run_raw(&mut self, input: &[f32], batch: usize) -> Result<(Vec<usize>, Vec<f32>)> {
+        let shape = self.batch_shape(input, batch)?;
+        self.engine.run(input, &shape)
+    }
+
+    /// The input shape of `batch` images, when `input` holds that many values.
+    fn batch_shape(&self, input: &[f32], batch: usize) -> Result<[usize; 4]> {
         let shape = self.config.shape(batch);
         if input.len() != shape.iter().product::<usize>() {
             return Err(Error::Input(format!(
@@ -240,7 +246,7 @@ impl Classifier {
                 input.len()
             )));
         }
-        self.engine.run(input, &shape)
+        Ok(shape)
     }
 
     /// Runs a prepared input tensor and returns every output of the model as it is.
@@ -250,13 +256,7 @@ impl Classifier {
         input: &[f32],
         batch: usize,
     ) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
-        let shape = self.config.shape(batch);
-        if input.len() != shape.iter().product::<usize>() {
-            return Err(Error::Input(format!(
-                "{} values do not make a batch of shape {shape:?}",
-                input.len()
-            )));
-        }
+        let shape = self.batch_shape(input, batch)?;
         self.engine.run_all(input, &shape)
     }
 

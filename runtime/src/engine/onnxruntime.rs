@@ -164,19 +164,15 @@ impl Engine for OrtEngine {
     }
 
     fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {
-        let fail = |e: ort::Error| Error::Engine {
-            engine: "ort",
-            reason: e.to_string(),
-            source: Some(Box::new(e)),
-        };
-        let tensor = TensorRef::from_array_view((shape.to_vec(), input)).map_err(fail)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input.as_str() => tensor])
-            .map_err(fail)?;
-        let (out_shape, values) = outputs[0].try_extract_tensor::<f32>().map_err(fail)?;
-        let out_shape = out_shape.iter().map(|&d| d.max(0) as usize).collect();
-        Ok((out_shape, values.to_vec()))
+        let mut outputs = self.run_all(input, shape)?;
+        if outputs.is_empty() {
+            return Err(Error::Engine {
+                engine: "ort",
+                reason: "the model produced no output".into(),
+                source: None,
+            });
+        }
+        Ok(outputs.swap_remove(0))
     }
 
     fn run_all(&mut self, input: &[f32], shape: &[usize]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {

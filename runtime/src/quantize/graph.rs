@@ -363,31 +363,57 @@ fn dequantized_weight(
         return Ok(None);
     };
     let (q, scales) = symmetric_int8(&w.values, &w.dims, axis);
+    let stored = Stored {
+        data_type: INT8,
+        dims: &w.dims,
+        raw: q.iter().map(|&v| v as u8).collect(),
+        zero_point_bytes: 1,
+    };
+    let dq = per_channel_dequantize(graph, names, name, stored, &scales, axis);
+    Ok(Some((dq, scales)))
+}
+
+/// Integer values of a tensor as they are stored: their type, dimensions, little-endian bytes,
+/// and the bytes of one zero point of that type.
+struct Stored<'a> {
+    data_type: i32,
+    dims: &'a [usize],
+    raw: Vec<u8>,
+    zero_point_bytes: usize,
+}
+
+/// Adds `values`, one scale per channel along `axis` and zero zero points as initializers, and
+/// returns the `DequantizeLinear` node that gives the float tensor `name` back.
+fn per_channel_dequantize(
+    graph: &mut pb::GraphProto,
+    names: &mut Names,
+    name: &str,
+    values: Stored,
+    scales: &[f32],
+    axis: usize,
+) -> pb::NodeProto {
     let (qn, sn, zn) = (
         names.fresh(&format!("{name}_quantized")),
         names.fresh(&format!("{name}_scale")),
         names.fresh(&format!("{name}_zero_point")),
     );
     let channels = [scales.len()];
-    graph.initializer.push(tensor(
-        &qn,
-        INT8,
-        &w.dims,
-        q.iter().map(|&v| v as u8).collect(),
-    ));
-    graph.initializer.push(f32_tensor(&sn, &channels, &scales));
+    let zeros = vec![0; values.zero_point_bytes * scales.len()];
     graph
         .initializer
-        .push(tensor(&zn, INT8, &channels, vec![0; scales.len()]));
+        .push(tensor(&qn, values.data_type, values.dims, values.raw));
+    graph.initializer.push(f32_tensor(&sn, &channels, scales));
+    graph
+        .initializer
+        .push(tensor(&zn, values.data_type, &channels, zeros));
     let dq_name = names.fresh(&format!("{name}_DequantizeLinear"));
-    let dq = node(
+    node(
         "DequantizeLinear",
         &dq_name,
         &[&qn, &sn, &zn],
         name,
-        Some(negative_axis(axis, w.dims.len())),
-    );
-    Ok(Some((dq, scales)))
+        Some(negative_axis(axis, values.dims.len())),
+    )
 }
 
 /// `axis` counted from the end (`-rank..0`), as ONNX allows: an attribute of 0 would be left out
@@ -657,29 +683,14 @@ pub fn apply_static(
             continue;
         };
         let (q, scales) = bias_int32(&b.values, x_scale, w_scales);
-        let (qn, sn, zn) = (
-            names.fresh(&format!("{bias}_quantized")),
-            names.fresh(&format!("{bias}_scale")),
-            names.fresh(&format!("{bias}_zero_point")),
-        );
-        let channels = [scales.len()];
-        graph.initializer.push(tensor(
-            &qn,
-            INT32,
-            &b.dims,
-            q.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ));
-        graph.initializer.push(f32_tensor(&sn, &channels, &scales));
-        graph
-            .initializer
-            .push(tensor(&zn, INT32, &channels, vec![0; 4 * scales.len()]));
-        let dq_name = names.fresh(&format!("{bias}_DequantizeLinear"));
-        front.push(node(
-            "DequantizeLinear",
-            &dq_name,
-            &[&qn, &sn, &zn],
-            bias,
-            Some(negative_axis(0, 1)),
+        let stored = Stored {
+            data_type: INT32,
+            dims: &b.dims,
+            raw: q.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            zero_point_bytes: 4,
+        };
+        front.push(per_channel_dequantize(
+            graph, &mut names, bias, stored, &scales, 0,
         ));
     }
     // Activations: consumers read the dequantized tensor.
