@@ -224,6 +224,11 @@ fn calibrated(
 fn int8_static_puts_qdq_around_each_quantized_node_with_int32_biases() {
     let set = images(64, 3);
     let made = calibrated(&set, KeepFloat::default()).unwrap();
+    // The same inputs give the same file, byte for byte.
+    assert_eq!(
+        calibrated(&set, KeepFloat::default()).unwrap().bytes,
+        made.bytes
+    );
     let model = decode(&made.bytes);
     let graph = model.graph.as_ref().unwrap();
     let inits = initializers(&model);

@@ -295,7 +295,7 @@ pub struct WeightUse {
 
 /// The weights of `Conv`, `Gemm` and `MatMul` nodes that are float initializers: `Conv`'s along
 /// axis 0, `Gemm`'s along the output axis of `B` (`transB`), `MatMul`'s 2-D `B` along axis 1.
-pub fn weight_uses(graph: &pb::GraphProto) -> Result<Vec<WeightUse>, String> {
+pub fn weight_uses(graph: &pb::GraphProto) -> Vec<WeightUse> {
     let mut inits: HashMap<&str, &pb::TensorProto> = HashMap::new();
     for t in &graph.initializer {
         inits.insert(t.name.as_str(), t);
@@ -335,7 +335,7 @@ pub fn weight_uses(graph: &pb::GraphProto) -> Result<Vec<WeightUse>, String> {
         axes.entry(u.weight.clone()).or_default().insert(u.axis);
     }
     uses.retain(|u| axes[&u.weight].len() == 1);
-    Ok(uses)
+    uses
 }
 
 /// Takes the initializer `name` out of the graph (and out of its inputs, where an old exporter
@@ -427,7 +427,7 @@ fn negative_axis(axis: usize, rank: usize) -> i64 {
 /// `DequantizeLinear` in front of its node; compute stays float. Returns how many weights.
 pub fn int8_weights(model: &mut pb::ModelProto) -> Result<usize, String> {
     let graph = model.graph.as_mut().ok_or("the model has no graph")?;
-    let uses = weight_uses(graph)?;
+    let uses = weight_uses(graph);
     let mut names = Names::of(graph);
     let mut dq_nodes = Vec::new();
     let mut done = HashSet::new();
@@ -521,7 +521,7 @@ pub struct StaticPlan {
 /// Nodes named in `keep_float` (or whose name is `first`/`last` of the quantizable nodes in
 /// `keep_float`) stay float.
 pub fn static_plan(graph: &pb::GraphProto, keep_float: &KeepFloat) -> Result<StaticPlan, String> {
-    let uses = weight_uses(graph)?;
+    let uses = weight_uses(graph);
     if uses.is_empty() {
         return Err("no Conv, Gemm or MatMul node has a constant float weight to quantize".into());
     }
@@ -646,12 +646,15 @@ pub fn apply_static(
     let graph = model.graph.as_mut().ok_or("the model has no graph")?;
     let mut names = Names::of(graph);
     let mut params: HashMap<String, (f32, u8)> = HashMap::new();
+    // In plan order, so that names and initializers come out the same on every run.
+    let mut order: Vec<&String> = Vec::new();
     for t in &plan.calibrated {
         let (lo, hi) = ranges
             .get(t)
             .copied()
             .ok_or_else(|| format!("no range for {t:?}"))?;
         params.insert(t.clone(), uint8_params(lo, hi));
+        order.push(t);
     }
     for (t, source) in &plan.inherited {
         let p = params
@@ -659,6 +662,7 @@ pub fn apply_static(
             .copied()
             .ok_or_else(|| format!("no range for {source:?}"))?;
         params.insert(t.clone(), p);
+        order.push(t);
     }
     // Weights, then biases at input scale x weight scale.
     let mut front = Vec::new();
@@ -696,7 +700,8 @@ pub fn apply_static(
     // Activations: consumers read the dequantized tensor.
     let mut pairs: HashMap<String, [pb::NodeProto; 2]> = HashMap::new();
     let mut renamed: HashMap<String, String> = HashMap::new();
-    for (t, &(scale, zero_point)) in &params {
+    for t in order {
+        let (scale, zero_point) = params[t];
         let (qn, dqn) = (
             names.fresh(&format!("{t}_quantized")),
             names.fresh(&format!("{t}_dequantized")),
