@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default)]
 pub struct ClassifierBuilder {
     engine: EngineChoice,
-    threads: engine::Settings,
+    settings: engine::Settings,
     input_config: Option<InputConfig>,
     overrides: InputOverrides,
     providers: Option<Vec<Provider>>,
@@ -42,9 +42,9 @@ impl ClassifierBuilder {
         self
     }
 
-    /// Settings an engine may use within one run (default: the engine's own choice).
+    /// Threads an engine may use within one run (default: the engine's own choice).
     pub fn threads(mut self, threads: usize) -> Self {
-        self.threads.per_run = Some(threads);
+        self.settings.per_run = Some(threads);
         self
     }
 
@@ -52,7 +52,7 @@ impl ClassifierBuilder {
     /// lowest latency). Turn it off when other threads share the cores between runs, as image
     /// decoding does in [`batch::classify_files`].
     pub fn spin_wait(mut self, spin: bool) -> Self {
-        self.threads.spin = spin;
+        self.settings.spin = spin;
         self
     }
 
@@ -153,9 +153,12 @@ impl ClassifierBuilder {
         let config = self.resolve_input_config(&info, name)?;
         let providers = self.providers.as_deref().unwrap_or(Provider::DEFAULT);
         let settings = engine::Settings {
-            fold_quantized_weights: info.metadata.get(preprocess::keys::QUANTIZATION_VARIANT)
-                == Some(&preprocess::keys::INT8_WEIGHTS.to_string()),
-            ..self.threads
+            fold_quantized_weights: info
+                .metadata
+                .get(preprocess::keys::QUANTIZATION_VARIANT)
+                .map(String::as_str)
+                == Some(preprocess::keys::INT8_WEIGHTS),
+            ..self.settings
         };
         let (engine, notes) = engine::load(
             self.engine,

@@ -82,18 +82,27 @@ pub(crate) trait Engine: Send {
     fn name(&self) -> &'static str;
     /// The execution provider that actually runs the model.
     fn provider(&self) -> String;
-    /// Runs one input tensor of `shape`; returns the first output's shape and values.
-    fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)>;
-    /// Runs one input tensor; returns every output's shape and values, in the graph's order
-    /// (calibration reads inner tensors made outputs).
-    #[cfg_attr(not(feature = "tools"), allow(dead_code))]
+    /// Runs one input tensor of `shape`; returns every output's shape and values, in the graph's
+    /// order (calibration reads inner tensors made outputs).
     fn run_all(&mut self, input: &[f32], shape: &[usize]) -> Result<Vec<(Vec<usize>, Vec<f32>)>>;
+    /// Runs one input tensor of `shape`; returns the first output's shape and values.
+    fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {
+        let mut outputs = self.run_all(input, shape)?;
+        if outputs.is_empty() {
+            return Err(Error::Engine {
+                engine: self.name(),
+                reason: "the model produced no output".into(),
+                source: None,
+            });
+        }
+        Ok(outputs.swap_remove(0))
+    }
 }
 
 /// How an engine runs a model: the machine's threads, and how it treats quantized weights.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
-    /// Settings within one run (default: the engine's own choice, all cores).
+    /// Threads within one run (default: the engine's own choice, all cores).
     pub per_run: Option<usize>,
     /// Whether ONNX Runtime's idle threads spin waiting for work (lowest latency) or sleep
     /// (leaving the cores to other work, such as decoding the next images).
@@ -124,21 +133,21 @@ pub(crate) fn load(
     choice: EngineChoice,
     bytes: &[u8],
     path: &Path,
-    threads: Settings,
+    settings: Settings,
     providers: &[Provider],
     ort_library: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
     match choice {
         EngineChoice::Tract => Ok((
-            Box::new(tract::TractEngine::load(bytes, path, threads.per_run)?),
+            Box::new(tract::TractEngine::load(bytes, path, settings.per_run)?),
             Vec::new(),
         )),
-        EngineChoice::Ort => load_ort(bytes, path, threads, providers, ort_library),
-        EngineChoice::Auto => match load_ort(bytes, path, threads, providers, ort_library) {
+        EngineChoice::Ort => load_ort(bytes, path, settings, providers, ort_library),
+        EngineChoice::Auto => match load_ort(bytes, path, settings, providers, ort_library) {
             Ok(loaded) => Ok(loaded),
             // A model ONNX Runtime refuses is refused by tract too, with its own message.
             Err(Error::OrtUnavailable(reason)) => Ok((
-                Box::new(tract::TractEngine::load(bytes, path, threads.per_run)?),
+                Box::new(tract::TractEngine::load(bytes, path, settings.per_run)?),
                 vec![format!(
                     "ONNX Runtime is not available ({reason}); using tract"
                 )],
@@ -152,11 +161,11 @@ pub(crate) fn load(
 fn load_ort(
     bytes: &[u8],
     path: &Path,
-    threads: Settings,
+    settings: Settings,
     providers: &[Provider],
     library: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
-    let (engine, notes) = onnxruntime::OrtEngine::load(bytes, path, threads, providers, library)?;
+    let (engine, notes) = onnxruntime::OrtEngine::load(bytes, path, settings, providers, library)?;
     let notes = notes
         .into_iter()
         .map(|n| format!("execution provider {n}"))

@@ -62,18 +62,18 @@ pub(crate) struct OrtEngine {
 fn build_session(
     env: &Environment,
     bytes: &[u8],
-    threads: Settings,
+    settings: Settings,
     providers: &[Provider],
 ) -> std::result::Result<(Session, Provider, Vec<String>), String> {
     let builder = || -> ort::Result<SessionBuilder> {
         let mut b = Session::builder(env)?;
-        if let Some(n) = threads.per_run {
+        if let Some(n) = settings.per_run {
             b = b.with_intra_threads(n)?;
         }
-        if !threads.spin {
+        if !settings.spin {
             b = b.with_intra_op_spinning(false)?;
         }
-        if threads.fold_quantized_weights {
+        if settings.fold_quantized_weights {
             // Without its QDQ fusion, ONNX Runtime's constant folding takes DequantizeLinear
             // of constant weights too.
             b = b.with_config_entry("session.disable_quant_qdq", "1")?;
@@ -116,12 +116,12 @@ impl OrtEngine {
     pub(crate) fn load(
         bytes: &[u8],
         path: &Path,
-        threads: Settings,
+        settings: Settings,
         providers: &[Provider],
         library: Option<&Path>,
     ) -> Result<(Self, Vec<String>)> {
         let (env, _) = environment(library)?;
-        let (session, provider, passed_over) = build_session(env, bytes, threads, providers)
+        let (session, provider, passed_over) = build_session(env, bytes, settings, providers)
             .map_err(|why| Error::Engine {
                 engine: "ort",
                 reason: format!(
@@ -161,18 +161,6 @@ impl Engine for OrtEngine {
 
     fn provider(&self) -> String {
         self.provider.to_string()
-    }
-
-    fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {
-        let mut outputs = self.run_all(input, shape)?;
-        if outputs.is_empty() {
-            return Err(Error::Engine {
-                engine: "ort",
-                reason: "the model produced no output".into(),
-                source: None,
-            });
-        }
-        Ok(outputs.swap_remove(0))
     }
 
     fn run_all(&mut self, input: &[f32], shape: &[usize]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {

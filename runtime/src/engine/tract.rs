@@ -87,19 +87,6 @@ impl Engine for TractEngine {
         "cpu".into()
     }
 
-    fn run(&mut self, input: &[f32], shape: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {
-        let path = self.path.clone();
-        let mut outputs = guarded(&path, || self.run_unguarded(input, shape))?;
-        if outputs.is_empty() {
-            return Err(Error::Engine {
-                engine: "tract",
-                reason: "the model produced no output".into(),
-                source: None,
-            });
-        }
-        Ok(outputs.swap_remove(0))
-    }
-
     fn run_all(&mut self, input: &[f32], shape: &[usize]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
         let path = self.path.clone();
         guarded(&path, || self.run_unguarded(input, shape))
