@@ -96,10 +96,16 @@ fn train_export_and_verify_with_ort_and_tract() {
         variants: Variant::ALL.to_vec(),
         calibration_images: 100,
     };
-    let fp32_size = std::fs::metadata(&artifacts.onnx).unwrap().len();
+    let fp32 = std::fs::read(&artifacts.onnx).unwrap();
+    let fp32_size = fp32.len() as u64;
+    let source = pipeline::VariantSource {
+        path: &artifacts.onnx,
+        bytes: &fp32,
+        ort_library: Some(&ort_library),
+    };
     for variant in Variant::ALL {
         let (path, size, summary) =
-            pipeline::write_variant(&artifacts.onnx, variant, &splits, &quantize).unwrap();
+            pipeline::write_variant(&source, variant, &splits, &quantize).unwrap();
         assert_eq!(path, variant.path_for(&artifacts.onnx));
         let most = if variant == Variant::Fp16 { 0.51 } else { 0.26 };
         assert!(

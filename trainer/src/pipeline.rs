@@ -688,18 +688,28 @@ pub fn run(config: &PipelineConfig, splits: &Splits) -> Result<PipelineReport> {
         cache = Some(report);
     }
     stop_before("the verification")?;
-    let ort_missing = ensure_onnxruntime().err().map(|why| why.to_string());
+    let ort = ensure_onnxruntime();
+    let ort_missing = ort.as_ref().err().map(|why| why.to_string());
     let mut verified = Vec::new();
     let mut variants = Vec::new();
     for made in &artifacts {
         let mut files = vec![made.onnx.clone()];
+        let bytes = if config.quantize.variants.is_empty() {
+            Vec::new()
+        } else {
+            std::fs::read(&made.onnx).map_err(|e| Error::io(&made.onnx, e))?
+        };
         for &variant in &config.quantize.variants {
             stop_before(&format!(
                 "writing {}",
                 variant.path_for(&made.onnx).display()
             ))?;
-            let (path, size, summary) =
-                write_variant(&made.onnx, variant, splits, &config.quantize)?;
+            let source = VariantSource {
+                path: &made.onnx,
+                bytes: &bytes,
+                ort_library: ort.as_deref().ok(),
+            };
+            let (path, size, summary) = write_variant(&source, variant, splits, &config.quantize)?;
             files.push(path.clone());
             variants.push((path, size, summary));
         }
@@ -727,25 +737,32 @@ pub fn run(config: &PipelineConfig, splits: &Splits) -> Result<PipelineReport> {
     })
 }
 
-/// Writes `variant` of the exported file `onnx` beside it, int8 static calibrated on the training
-/// split; returns its path, size and what was done.
+/// An exported file that variants are written from: its path, its bytes (read once for all its
+/// variants) and the ONNX Runtime library that calibrates (found once; none: tract calibrates).
+pub struct VariantSource<'a> {
+    pub path: &'a Path,
+    pub bytes: &'a [u8],
+    pub ort_library: Option<&'a Path>,
+}
+
+/// Writes `variant` of the exported file `source` beside it, int8 static calibrated on the
+/// training split; returns its path, size and what was done.
 pub fn write_variant(
-    onnx: &Path,
+    source: &VariantSource,
     variant: Variant,
     splits: &Splits,
     config: &QuantizeConfig,
 ) -> Result<(PathBuf, u64, String)> {
-    let bytes = std::fs::read(onnx).map_err(|e| Error::io(onnx, e))?;
     let mut options = QuantizeOptions::new(variant);
-    options.ort_library = runtime::ort_library::locate().ok();
+    options.ort_library = source.ort_library.map(Path::to_path_buf);
     options.calibration = Some(Calibration {
         set: &splits.train,
         name: splits.source.clone(),
         images: config.calibration_images,
         method: runtime::quantize::DEFAULT_METHOD,
     });
-    let made = runtime::quantize::quantize(&bytes, onnx, &options)?;
-    let path = variant.path_for(onnx);
+    let made = runtime::quantize::quantize(source.bytes, source.path, &options)?;
+    let path = variant.path_for(source.path);
     files::write_file(&path, &made.bytes)?;
     Ok((path, made.bytes.len() as u64, made.summary))
 }

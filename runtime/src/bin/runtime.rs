@@ -172,8 +172,8 @@ struct QuantizeArgs {
     /// The float32 ONNX model.
     model: PathBuf,
     /// Variants to write, comma-separated: int8-weights, int8-static, fp16, or all.
-    #[arg(long, value_delimiter = ',', default_value = "int8-weights", value_parser = variants)]
-    variant: Vec<VariantList>,
+    #[arg(long, value_delimiter = ',', default_value = "int8-weights")]
+    variant: Vec<String>,
     /// Training images to calibrate int8-static on: a CIFAR-10 folder or file, or an image
     /// folder (its `train/` part where it has one).
     #[arg(long, value_name = "DATA")]
@@ -186,9 +186,10 @@ struct QuantizeArgs {
     #[arg(long, default_value_t = runtime::quantize::DEFAULT_METHOD)]
     calibration_method: Method,
     /// Conv, Gemm and MatMul nodes int8-static leaves in float, comma-separated node names;
-    /// `first` and `last` name the first and last such nodes, `none` quantizes them all.
-    #[arg(long, value_delimiter = ',', default_value = "last")]
-    keep_float: Vec<String>,
+    /// `first` and `last` name the first and last such nodes, `none` quantizes them all
+    /// (default: last).
+    #[arg(long, value_delimiter = ',')]
+    keep_float: Option<Vec<String>>,
     /// The engine that runs calibration: auto (ONNX Runtime, else tract), ort or tract.
     #[arg(long, default_value = "auto")]
     engine: EngineChoice,
@@ -199,36 +200,11 @@ struct QuantizeArgs {
     input: InputArgs,
 }
 
-/// One `--variant` value: a variant, or all of them.
-#[derive(Clone)]
-struct VariantList(Vec<Variant>);
-
-fn variants(s: &str) -> Result<VariantList, String> {
-    if s.trim().eq_ignore_ascii_case("all") {
-        return Ok(VariantList(Variant::ALL.to_vec()));
-    }
-    Ok(VariantList(vec![s.parse()?]))
-}
-
-fn keep_float(names: &[String]) -> KeepFloat {
-    let mut keep = KeepFloat::default();
-    for name in names.iter().map(|n| n.trim()) {
-        match name {
-            "first" => keep.first = true,
-            "last" => keep.last = true,
-            "none" | "" => {}
-            other => keep.names.push(other.to_string()),
-        }
-    }
-    keep
-}
-
 fn quantize(args: &QuantizeArgs) -> anyhow::Result<()> {
-    let mut variants: Vec<Variant> = Vec::new();
-    for v in args.variant.iter().flat_map(|list| &list.0) {
-        if !variants.contains(v) {
-            variants.push(*v);
-        }
+    let variants =
+        Variant::parse_list(&args.variant).map_err(|e| anyhow::anyhow!("--variant: {e}"))?;
+    if variants.is_empty() {
+        anyhow::bail!("--variant names no variant: nothing to write");
     }
     if args.output.is_some() && variants.len() > 1 {
         anyhow::bail!("--output names one file: ask for one variant");
@@ -250,12 +226,16 @@ fn quantize(args: &QuantizeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    // Looked for once: the search may ask a Python interpreter.
+    let ort_library = runtime::ort_library::locate().ok();
     for variant in variants {
         let mut options = QuantizeOptions::new(variant);
         options.overrides = args.input.overrides();
-        options.keep_float = keep_float(&args.keep_float);
+        if let Some(names) = &args.keep_float {
+            options.keep_float = KeepFloat::parse(names);
+        }
         options.engine = args.engine;
-        options.ort_library = runtime::ort_library::locate().ok();
+        options.ort_library = ort_library.clone();
         options.calibration = calibration.as_ref().map(|(set, name)| Calibration {
             set,
             name: name.clone(),

@@ -637,6 +637,23 @@ pub struct KeepFloat {
     pub names: Vec<String>,
 }
 
+impl KeepFloat {
+    /// From a list: `first`, `last` and node names; `none` (or nothing) keeps every node
+    /// quantized.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Self {
+        let mut keep = KeepFloat::default();
+        for name in names.iter().map(|n| n.as_ref().trim()) {
+            match name {
+                "first" => keep.first = true,
+                "last" => keep.last = true,
+                "none" | "" => {}
+                other => keep.names.push(other.to_string()),
+            }
+        }
+        keep
+    }
+}
+
 /// Applies a [`StaticPlan`] with the activations' ranges (`(lo, hi)` per calibrated tensor).
 pub fn apply_static(
     model: &mut pb::ModelProto,

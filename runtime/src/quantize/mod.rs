@@ -91,6 +91,28 @@ impl Variant {
         fp32.with_file_name(format!("{stem}.{}.onnx", self.name()))
     }
 
+    /// Variants named in a list (`int8-weights`, `int8-static`, `fp16`, `all`; `none` names
+    /// none), each once, in the order first named.
+    ///
+    /// # Errors
+    /// A name that is none of these.
+    pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<Variant>, String> {
+        let mut out: Vec<Variant> = Vec::new();
+        for name in names.iter().map(|n| n.as_ref().trim()) {
+            let named = match name.to_ascii_lowercase().as_str() {
+                "all" => Variant::ALL.to_vec(),
+                "none" | "" => Vec::new(),
+                other => vec![other.parse()?],
+            };
+            for v in named {
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The variant a model's metadata declares, if any.
     pub fn of(metadata: &HashMap<String, String>) -> Option<Variant> {
         metadata.get(keys::VARIANT)?.parse().ok()
@@ -436,4 +458,37 @@ pub fn quantize(bytes: &[u8], path: &Path, options: &QuantizeOptions) -> Result<
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_lists_expand_all_drop_none_and_repeats() {
+        assert_eq!(
+            Variant::parse_list(&["fp16", "all", "FP16"]),
+            Ok(vec![
+                Variant::Fp16,
+                Variant::Int8Weights,
+                Variant::Int8Static
+            ])
+        );
+        assert_eq!(Variant::parse_list(&["none"]), Ok(Vec::new()));
+        assert!(Variant::parse_list(&["int4"]).is_err());
+    }
+
+    #[test]
+    fn keep_float_lists_name_first_last_and_nodes() {
+        let keep = KeepFloat::parse(&["last", "conv3"]);
+        assert_eq!(
+            keep,
+            KeepFloat {
+                first: false,
+                last: true,
+                names: vec!["conv3".into()],
+            }
+        );
+        assert_eq!(KeepFloat::parse(&["none"]), KeepFloat::default());
+    }
 }

@@ -88,27 +88,6 @@ enum Command {
     },
 }
 
-/// `--quantize`: variant names, `all` or `none`.
-fn variants(names: &[String]) -> anyhow::Result<Vec<runtime::quantize::Variant>> {
-    use runtime::quantize::Variant;
-    let mut out: Vec<Variant> = Vec::new();
-    for name in names.iter().map(|n| n.trim()) {
-        let more = match name {
-            "all" => Variant::ALL.to_vec(),
-            "none" | "" => Vec::new(),
-            other => vec![other
-                .parse::<Variant>()
-                .map_err(|e| anyhow::anyhow!("--quantize: {e}"))?],
-        };
-        for v in more {
-            if !out.contains(&v) {
-                out.push(v);
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[derive(Args, Clone)]
 struct StandinArgs {
     /// Training images of the stand-in.
@@ -534,7 +513,8 @@ fn run() -> anyhow::Result<()> {
                     ..VerifyConfig::default()
                 },
                 quantize: pipeline::QuantizeConfig {
-                    variants: variants(&quantize)?,
+                    variants: runtime::quantize::Variant::parse_list(&quantize)
+                        .map_err(|e| anyhow::anyhow!("--quantize: {e}"))?,
                     calibration_images,
                 },
                 stop: stop_flag(),
