@@ -73,5 +73,5 @@ pub use prediction::Prediction;
 
 pub use engine::ort_library;
 pub use engine::{EngineChoice, Provider};
-pub use model_info::{ModelInfo, TensorInfo, MAX_CLASSES};
+pub use model_info::{float_initializer, FloatTensor, ModelInfo, TensorInfo, MAX_CLASSES};
 pub use preprocess::{ChannelOrder, InputConfig, InputOverrides, Layout, MetadataError};

@@ -10,6 +10,65 @@ use tract_onnx::pb;
 /// The most classes a model may name or output.
 pub const MAX_CLASSES: usize = 100_000;
 
+/// A float32 initializer's dimensions and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloatTensor {
+    /// Its dimensions.
+    pub dims: Vec<usize>,
+    /// Its values, row-major.
+    pub values: Vec<f32>,
+}
+
+/// A float32 initializer read from `raw_data` or `float_data`; `Ok(None)` for a tensor of another
+/// type.
+///
+/// # Errors
+/// Values stored in an external file, a negative dimension, dimensions whose product overflows,
+/// or a number of stored values other than that product: each named with the tensor.
+pub fn float_initializer(t: &pb::TensorProto) -> Result<Option<FloatTensor>, String> {
+    const FLOAT: i32 = 1;
+    if t.data_type != FLOAT {
+        return Ok(None);
+    }
+    if t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
+        return Err(format!(
+            "initializer {:?} lives in an external data file, which is not read here",
+            t.name
+        ));
+    }
+    let dims = t
+        .dims
+        .iter()
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| format!("initializer {:?}: dimension {d}", t.name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("initializer {:?}: dimensions {dims:?} overflow", t.name))?;
+    let stored = if t.raw_data.is_empty() {
+        t.float_data.len()
+    } else {
+        t.raw_data.len() / 4
+    };
+    if stored != n || !t.raw_data.len().is_multiple_of(4) {
+        return Err(format!(
+            "initializer {:?}: {stored} values for dimensions {dims:?}",
+            t.name
+        ));
+    }
+    let values = if t.raw_data.is_empty() {
+        t.float_data.clone()
+    } else {
+        t.raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    Ok(Some(FloatTensor { dims, values }))
+}
+
 /// One input or output: its name and shape (`None` for a symbolic dimension such as the batch).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorInfo {
@@ -299,5 +358,57 @@ impl ModelInfo {
         // Checked when the model was read.
         config.apply_standard_metadata(&self.metadata).ok()?;
         Some(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn floats(dims: &[i64], raw: &[f32]) -> pb::TensorProto {
+        pb::TensorProto {
+            name: "w".into(),
+            dims: dims.to_vec(),
+            data_type: 1,
+            raw_data: raw.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn float_initializers_read_whole_or_not_at_all() {
+        let w = float_initializer(&floats(&[2, 1], &[1.5, -2.0]))
+            .unwrap()
+            .unwrap();
+        assert_eq!((w.dims, w.values), (vec![2, 1], vec![1.5, -2.0]));
+        let listed = pb::TensorProto {
+            float_data: vec![3.0],
+            raw_data: Vec::new(),
+            ..floats(&[1], &[])
+        };
+        assert_eq!(
+            float_initializer(&listed).unwrap().unwrap().values,
+            vec![3.0]
+        );
+        for (dims, why) in [
+            (vec![3, 1], "2 values for dimensions [3, 1]"),
+            (vec![-2], "dimension -2"),
+            (vec![i64::MAX, i64::MAX], "overflow"),
+        ] {
+            let err = float_initializer(&floats(&dims, &[1.0, 2.0])).unwrap_err();
+            assert!(err.contains("\"w\"") && err.contains(why), "{err}");
+        }
+        let external = pb::TensorProto {
+            data_location: Some(pb::tensor_proto::DataLocation::External as i32),
+            ..floats(&[2], &[])
+        };
+        assert!(float_initializer(&external)
+            .unwrap_err()
+            .contains("external data"));
+        let ints = pb::TensorProto {
+            data_type: 7,
+            ..floats(&[2], &[])
+        };
+        assert_eq!(float_initializer(&ints), Ok(None));
     }
 }

@@ -4,6 +4,7 @@
 //! output is `w` again.
 
 use super::calibrate::{self, bias_int32, symmetric_int8, uint8_params};
+use crate::model_info::FloatTensor;
 use std::collections::{HashMap, HashSet};
 use tract_onnx::pb;
 
@@ -148,53 +149,17 @@ pub fn check(model: &pb::ModelProto, int8: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// A float initializer's dimensions and values.
-pub struct FloatTensor {
-    pub dims: Vec<usize>,
-    pub values: Vec<f32>,
-}
-
-/// Reads a float initializer; `Ok(None)` for other types.
+/// Reads a float initializer ([`crate::model_info::float_initializer`]) whose values are all
+/// finite (a quantized NaN or infinity would be a plausible-looking number); `Ok(None)` for other
+/// types.
 pub fn float_tensor(t: &pb::TensorProto) -> Result<Option<FloatTensor>, String> {
-    if t.data_type != FLOAT {
+    let Some(w) = crate::model_info::float_initializer(t)? else {
         return Ok(None);
-    }
-    if t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
-        return Err(format!(
-            "initializer {:?} lives in an external data file: quantize a model with its weights inside",
-            t.name
-        ));
-    }
-    let dims = t
-        .dims
-        .iter()
-        .map(|&d| {
-            usize::try_from(d).map_err(|_| format!("initializer {:?}: dimension {d}", t.name))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let n = dims
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| format!("initializer {:?}: dimensions {dims:?} overflow", t.name))?;
-    let values: Vec<f32> = if t.raw_data.is_empty() {
-        t.float_data.clone()
-    } else {
-        t.raw_data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
     };
-    if values.len() != n || (!t.raw_data.is_empty() && t.raw_data.len() != 4 * n) {
-        return Err(format!(
-            "initializer {:?}: {} values for dimensions {dims:?}",
-            t.name,
-            values.len()
-        ));
-    }
-    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+    if let Some(v) = w.values.iter().find(|v| !v.is_finite()) {
         return Err(format!("initializer {:?} holds {v}, not a weight", t.name));
     }
-    Ok(Some(FloatTensor { dims, values }))
+    Ok(Some(w))
 }
 
 fn tensor(name: &str, data_type: i32, dims: &[usize], raw_data: Vec<u8>) -> pb::TensorProto {

@@ -52,36 +52,15 @@ pub struct Vgg16Base {
     pub features_output: String,
 }
 
+/// A float tensor's dimensions and values; `None` for another type, or for a shape that
+/// describes no weights (a zero size, an overflowing product, a count other than the values
+/// stored), which would size later allocations.
 fn tensor_values(t: &pb::TensorProto) -> Option<(Vec<usize>, Vec<f32>)> {
-    const FLOAT: i32 = 1;
-    if t.data_type != FLOAT {
-        return None;
-    }
-    // Every size positive and their product the number of values stored: a shape with a zero or
-    // an overflowing product describes no weights (and would size later allocations).
-    let dims: Vec<usize> = t
-        .dims
-        .iter()
-        .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
-        .collect::<Option<_>>()?;
-    let count = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
-    let stored = if t.raw_data.is_empty() {
-        t.float_data.len()
-    } else {
-        t.raw_data.len() / 4
-    };
-    if count != stored || !t.raw_data.len().is_multiple_of(4) {
-        return None;
-    }
-    let values = if !t.raw_data.is_empty() {
-        t.raw_data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    } else {
-        t.float_data.clone()
-    };
-    Some((dims, values))
+    runtime::float_initializer(t)
+        .ok()
+        .flatten()
+        .filter(|w| !w.values.is_empty())
+        .map(|w| (w.dims, w.values))
 }
 
 fn attr_ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
