@@ -1,17 +1,20 @@
-//! Rewriting an ONNX graph into its quantized variants, on tract-onnx's protobuf types. Each
+//! Rewriting an ONNX graph into its weight-only variants (int8 weights, fp16), and what every
+//! rewrite shares (the operators the quantizer knows, tensors, nodes, fresh names, per-channel
+//! `DequantizeLinear`); the static variant's activations are in [`super::qdq`]. On tract-onnx's
+//! protobuf types. Each
 //! rewrite keeps the graph's inputs, outputs and every tensor name a consumer reads: a weight
 //! `w` becomes `w_quantized` (or `w_fp16`) and a `DequantizeLinear` (or `Cast`) node whose
 //! output is `w` again.
 
-use super::calibrate::{self, bias_int32, symmetric_int8, uint8_params};
+use super::calibrate::{self, symmetric_int8};
 use crate::model_info::FloatTensor;
 use std::collections::{HashMap, HashSet};
 use tract_onnx::pb;
 
 const FLOAT: i32 = 1;
-const UINT8: i32 = 2;
+pub(super) const UINT8: i32 = 2;
 const INT8: i32 = 3;
-const INT32: i32 = 6;
+pub(super) const INT32: i32 = 6;
 const FLOAT16: i32 = 10;
 
 /// The lowest opset whose `DequantizeLinear` takes per-channel scales (`axis`).
@@ -23,7 +26,7 @@ const QUANTIZABLE: &[&str] = &["Conv", "Gemm", "MatMul"];
 
 /// Operators that only move or select values: in the static variant their output keeps their
 /// input's quantization, so that ONNX Runtime runs them on the integers.
-const DATA_MOVEMENT: &[&str] = &[
+pub(super) const DATA_MOVEMENT: &[&str] = &[
     "MaxPool",
     "Flatten",
     "Reshape",
@@ -162,7 +165,12 @@ pub fn float_tensor(t: &pb::TensorProto) -> Result<Option<FloatTensor>, String> 
     Ok(Some(w))
 }
 
-fn tensor(name: &str, data_type: i32, dims: &[usize], raw_data: Vec<u8>) -> pb::TensorProto {
+pub(super) fn tensor(
+    name: &str,
+    data_type: i32,
+    dims: &[usize],
+    raw_data: Vec<u8>,
+) -> pb::TensorProto {
     pb::TensorProto {
         name: name.to_string(),
         dims: dims.iter().map(|&d| d as i64).collect(),
@@ -172,12 +180,18 @@ fn tensor(name: &str, data_type: i32, dims: &[usize], raw_data: Vec<u8>) -> pb::
     }
 }
 
-fn f32_tensor(name: &str, dims: &[usize], values: &[f32]) -> pb::TensorProto {
+pub(super) fn f32_tensor(name: &str, dims: &[usize], values: &[f32]) -> pb::TensorProto {
     let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     tensor(name, FLOAT, dims, raw)
 }
 
-fn node(op: &str, name: &str, inputs: &[&str], output: &str, axis: Option<i64>) -> pb::NodeProto {
+pub(super) fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    output: &str,
+    axis: Option<i64>,
+) -> pb::NodeProto {
     use pb::attribute_proto::AttributeType;
     let attribute = axis
         .map(|a| pb::AttributeProto {
@@ -199,10 +213,10 @@ fn node(op: &str, name: &str, inputs: &[&str], output: &str, axis: Option<i64>) 
 }
 
 /// Names not yet used in a graph.
-struct Names(HashSet<String>);
+pub(super) struct Names(HashSet<String>);
 
 impl Names {
-    fn of(graph: &pb::GraphProto) -> Self {
+    pub(super) fn of(graph: &pb::GraphProto) -> Self {
         let mut used: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
         used.extend(
             graph
@@ -218,7 +232,7 @@ impl Names {
         Names(used)
     }
 
-    fn fresh(&mut self, base: &str) -> String {
+    pub(super) fn fresh(&mut self, base: &str) -> String {
         let mut name = base.to_string();
         let mut i = 1;
         while self.0.contains(&name) {
@@ -305,7 +319,7 @@ pub fn weight_uses(graph: &pb::GraphProto) -> Vec<WeightUse> {
 
 /// Takes the initializer `name` out of the graph (and out of its inputs, where an old exporter
 /// listed it there).
-fn take_initializer(graph: &mut pb::GraphProto, name: &str) -> Option<pb::TensorProto> {
+pub(super) fn take_initializer(graph: &mut pb::GraphProto, name: &str) -> Option<pb::TensorProto> {
     let i = graph.initializer.iter().position(|t| t.name == name)?;
     graph.input.retain(|v| v.name != name);
     Some(graph.initializer.remove(i))
@@ -313,7 +327,7 @@ fn take_initializer(graph: &mut pb::GraphProto, name: &str) -> Option<pb::Tensor
 
 /// Replaces the float initializer `name` by per-channel int8 values and a `DequantizeLinear`
 /// node that gives `name` back; returns the node and the channel scales.
-fn dequantized_weight(
+pub(super) fn dequantized_weight(
     graph: &mut pb::GraphProto,
     names: &mut Names,
     name: &str,
@@ -340,16 +354,16 @@ fn dequantized_weight(
 
 /// Integer values of a tensor as they are stored: their type, dimensions, little-endian bytes,
 /// and the bytes of one zero point of that type.
-struct Stored<'a> {
-    data_type: i32,
-    dims: &'a [usize],
-    raw: Vec<u8>,
-    zero_point_bytes: usize,
+pub(super) struct Stored<'a> {
+    pub(super) data_type: i32,
+    pub(super) dims: &'a [usize],
+    pub(super) raw: Vec<u8>,
+    pub(super) zero_point_bytes: usize,
 }
 
 /// Adds `values`, one scale per channel along `axis` and zero zero points as initializers, and
 /// returns the `DequantizeLinear` node that gives the float tensor `name` back.
-fn per_channel_dequantize(
+pub(super) fn per_channel_dequantize(
     graph: &mut pb::GraphProto,
     names: &mut Names,
     name: &str,
@@ -463,280 +477,6 @@ pub fn fp16_weights(model: &mut pb::ModelProto) -> Result<(usize, usize), String
     casts.append(&mut graph.node);
     graph.node = casts;
     Ok((count, saturated))
-}
-
-/// Where the static variant quantizes activations.
-#[derive(Debug, Clone, Default)]
-pub struct StaticPlan {
-    /// The weight uses whose nodes run on integers.
-    pub quantized: Vec<WeightUse>,
-    /// Activation tensors with their own calibrated range, in graph order.
-    pub calibrated: Vec<String>,
-    /// Activation tensors that take another's range (the output of a data-movement node takes
-    /// its input's), as (tensor, source).
-    pub inherited: Vec<(String, String)>,
-    /// The quantizable nodes left in float.
-    pub kept_float: Vec<String>,
-}
-
-/// Decides the static variant's layout, as ONNX Runtime's CPU provider fuses it into integer
-/// kernels: every quantized node's activation input and its output (after a ReLU that is its only
-/// consumer, which the zero point then implements) pass through QuantizeLinear/DequantizeLinear;
-/// a data-movement node whose input is quantized keeps its input's range on its output.
-/// Nodes named in `keep_float` (or whose name is `first`/`last` of the quantizable nodes in
-/// `keep_float`) stay float.
-pub fn static_plan(graph: &pb::GraphProto, keep_float: &KeepFloat) -> Result<StaticPlan, String> {
-    let uses = weight_uses(graph);
-    if uses.is_empty() {
-        return Err("no Conv, Gemm or MatMul node has a constant float weight to quantize".into());
-    }
-    let graph_outputs: HashSet<&str> = graph.output.iter().map(|v| v.name.as_str()).collect();
-    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, n) in graph.node.iter().enumerate() {
-        for input in &n.input {
-            consumers.entry(input.as_str()).or_default().push(i);
-        }
-    }
-    let node_name = |i: usize| {
-        let n = &graph.node[i];
-        if n.name.is_empty() {
-            n.output.first().cloned().unwrap_or_default()
-        } else {
-            n.name.clone()
-        }
-    };
-    let last = uses.len() - 1;
-    let mut plan = StaticPlan::default();
-    for (k, u) in uses.into_iter().enumerate() {
-        let name = node_name(u.node);
-        let keep = keep_float.names.contains(&name)
-            || (keep_float.first && k == 0)
-            || (keep_float.last && k == last);
-        if keep {
-            plan.kept_float.push(name);
-        } else {
-            plan.quantized.push(u);
-        }
-    }
-    for name in &keep_float.names {
-        if !plan.kept_float.contains(name) {
-            return Err(format!(
-                "--keep-float {name:?}: no quantizable node has that name"
-            ));
-        }
-    }
-    if plan.quantized.is_empty() {
-        return Err("every quantizable node is kept in float: nothing to quantize".into());
-    }
-    let mut own: HashSet<String> = HashSet::new();
-    for u in &plan.quantized {
-        let n = &graph.node[u.node];
-        own.insert(n.input[0].clone());
-        let Some(out) = n.output.first() else {
-            continue;
-        };
-        let after = match consumers.get(out.as_str()).map(Vec::as_slice) {
-            Some([only]) if graph.node[*only].op_type == "Relu" => {
-                graph.node[*only].output.first().unwrap_or(out)
-            }
-            _ => out,
-        };
-        if !graph_outputs.contains(after.as_str()) {
-            own.insert(after.clone());
-        }
-    }
-    // In graph order: data movement carries a quantized input's range to its output, which then
-    // needs no range of its own.
-    let mut quantized: HashSet<String> = HashSet::new();
-    let inputs: Vec<&str> = graph.input.iter().map(|v| v.name.as_str()).collect();
-    for name in inputs {
-        if own.contains(name) {
-            plan.calibrated.push(name.to_string());
-            quantized.insert(name.to_string());
-        }
-    }
-    for n in &graph.node {
-        let source = n
-            .input
-            .first()
-            .filter(|i| DATA_MOVEMENT.contains(&n.op_type.as_str()) && quantized.contains(*i));
-        for out in n.output.iter().take(1) {
-            if graph_outputs.contains(out.as_str()) {
-                continue;
-            }
-            if let Some(source) = source {
-                let root = plan
-                    .inherited
-                    .iter()
-                    .find(|(t, _)| t == source)
-                    .map_or(source.clone(), |(_, r)| r.clone());
-                plan.inherited.push((out.clone(), root));
-                quantized.insert(out.clone());
-            } else if own.contains(out) {
-                plan.calibrated.push(out.clone());
-                quantized.insert(out.clone());
-            }
-        }
-    }
-    // An input of a quantized node that is a constant or came from nowhere cannot be calibrated.
-    for u in &plan.quantized {
-        let x = &graph.node[u.node].input[0];
-        if !quantized.contains(x) {
-            return Err(format!(
-                "node {:?}: its input {x:?} is neither a graph input nor a node's output",
-                node_name(u.node)
-            ));
-        }
-    }
-    Ok(plan)
-}
-
-/// Which quantizable nodes the static variant leaves in float.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct KeepFloat {
-    /// The first quantizable node in graph order (the one that reads the image).
-    pub first: bool,
-    /// The last one (the one that writes the class scores).
-    pub last: bool,
-    /// Nodes by name.
-    pub names: Vec<String>,
-}
-
-impl KeepFloat {
-    /// From a list: `first`, `last` and node names; `none` (or nothing) keeps every node
-    /// quantized.
-    pub fn parse<S: AsRef<str>>(names: &[S]) -> Self {
-        let mut keep = KeepFloat::default();
-        for name in names.iter().map(|n| n.as_ref().trim()) {
-            match name {
-                "first" => keep.first = true,
-                "last" => keep.last = true,
-                "none" | "" => {}
-                other => keep.names.push(other.to_string()),
-            }
-        }
-        keep
-    }
-}
-
-/// Applies a [`StaticPlan`] with the activations' ranges (`(lo, hi)` per calibrated tensor).
-pub fn apply_static(
-    model: &mut pb::ModelProto,
-    plan: &StaticPlan,
-    ranges: &HashMap<String, (f32, f32)>,
-) -> Result<(), String> {
-    let graph = model.graph.as_mut().ok_or("the model has no graph")?;
-    let mut names = Names::of(graph);
-    let mut params: HashMap<String, (f32, u8)> = HashMap::new();
-    // In plan order, so that names and initializers come out the same on every run.
-    let mut order: Vec<&String> = Vec::new();
-    for t in &plan.calibrated {
-        let (lo, hi) = ranges
-            .get(t)
-            .copied()
-            .ok_or_else(|| format!("no range for {t:?}"))?;
-        params.insert(t.clone(), uint8_params(lo, hi));
-        order.push(t);
-    }
-    for (t, source) in &plan.inherited {
-        let p = params
-            .get(source)
-            .copied()
-            .ok_or_else(|| format!("no range for {source:?}"))?;
-        params.insert(t.clone(), p);
-        order.push(t);
-    }
-    // Weights, then biases at input scale x weight scale.
-    let mut front = Vec::new();
-    let mut done: HashMap<String, Vec<f32>> = HashMap::new();
-    for u in &plan.quantized {
-        if !done.contains_key(&u.weight) {
-            if let Some((dq, scales)) = dequantized_weight(graph, &mut names, &u.weight, u.axis)? {
-                front.push(dq);
-                done.insert(u.weight.clone(), scales);
-            }
-        }
-        let (Some(bias), Some(w_scales)) = (&u.bias, done.get(&u.weight)) else {
-            continue;
-        };
-        let x = &graph.node[u.node].input[0];
-        let (x_scale, _) = params[x];
-        let Some(init) = take_initializer(graph, bias) else {
-            continue;
-        };
-        let Some(b) = float_tensor(&init)? else {
-            graph.initializer.push(init);
-            continue;
-        };
-        let (q, scales) = bias_int32(&b.values, x_scale, w_scales);
-        let stored = Stored {
-            data_type: INT32,
-            dims: &b.dims,
-            raw: q.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            zero_point_bytes: 4,
-        };
-        front.push(per_channel_dequantize(
-            graph, &mut names, bias, stored, &scales, 0,
-        ));
-    }
-    // Activations: consumers read the dequantized tensor.
-    let mut pairs: HashMap<String, [pb::NodeProto; 2]> = HashMap::new();
-    let mut renamed: HashMap<String, String> = HashMap::new();
-    for t in order {
-        let (scale, zero_point) = params[t];
-        let (qn, dqn) = (
-            names.fresh(&format!("{t}_quantized")),
-            names.fresh(&format!("{t}_dequantized")),
-        );
-        let (sn, zn) = (
-            names.fresh(&format!("{t}_scale")),
-            names.fresh(&format!("{t}_zero_point")),
-        );
-        graph.initializer.push(f32_tensor(&sn, &[], &[scale]));
-        graph
-            .initializer
-            .push(tensor(&zn, UINT8, &[], vec![zero_point]));
-        let q = node(
-            "QuantizeLinear",
-            &names.fresh(&format!("{t}_QuantizeLinear")),
-            &[t, &sn, &zn],
-            &qn,
-            None,
-        );
-        let dq = node(
-            "DequantizeLinear",
-            &names.fresh(&format!("{t}_DequantizeLinear")),
-            &[&qn, &sn, &zn],
-            &dqn,
-            None,
-        );
-        pairs.insert(t.clone(), [q, dq]);
-        renamed.insert(t.clone(), dqn);
-    }
-    for n in &mut graph.node {
-        for input in &mut n.input {
-            if let Some(dq) = renamed.get(input) {
-                *input = dq.clone();
-            }
-        }
-    }
-    let mut nodes = front;
-    for t in graph.input.iter().map(|v| v.name.clone()) {
-        if let Some(pair) = pairs.remove(&t) {
-            nodes.extend(pair);
-        }
-    }
-    for n in std::mem::take(&mut graph.node) {
-        let outputs = n.output.clone();
-        nodes.push(n);
-        for out in outputs {
-            if let Some(pair) = pairs.remove(&out) {
-                nodes.extend(pair);
-            }
-        }
-    }
-    graph.node = nodes;
-    Ok(())
 }
 
 /// A copy of the model that also outputs `tensors` (as float), for calibration.

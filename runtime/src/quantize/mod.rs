@@ -16,9 +16,10 @@
 
 pub mod calibrate;
 mod graph;
+mod qdq;
 
 pub use calibrate::Method;
-pub use graph::KeepFloat;
+pub use qdq::KeepFloat;
 
 use crate::classifier::ClassifierBuilder;
 use crate::data::Dataset;
@@ -412,7 +413,7 @@ pub fn quantize(bytes: &[u8], path: &Path, options: &QuantizeOptions) -> Result<
                 .graph
                 .as_ref()
                 .ok_or_else(|| bad("the model has no graph".into()))?;
-            let plan = graph::static_plan(graph, &options.keep_float).map_err(bad)?;
+            let plan = qdq::static_plan(graph, &options.keep_float).map_err(bad)?;
             let (ranges, engine) = calibrate(
                 &model,
                 path,
@@ -422,7 +423,7 @@ pub fn quantize(bytes: &[u8], path: &Path, options: &QuantizeOptions) -> Result<
                 options,
                 cal.method,
             )?;
-            graph::apply_static(&mut model, &plan, &ranges).map_err(bad)?;
+            qdq::apply_static(&mut model, &plan, &ranges).map_err(bad)?;
             meta.extend([
                 (
                     keys::METHOD.into(),
