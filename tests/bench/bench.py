@@ -138,7 +138,8 @@ def quantize_rows(runtime, models, cifar, size):
             files[f"onnxruntime quantize_{method}"] = (out, r["seconds"])
         checks = {}
         for label, (path, _) in files.items():
-            proc = subprocess.run([runtime, "verify", path, "--provider", "cpu"], capture_output=True, text=True)
+            # Exits 1 when a file is outside its tolerance; the report is read either way.
+            subprocess.run([runtime, "verify", path, "--provider", "cpu"], capture_output=True, text=True)
             report = json.load(open(path[:-len(".onnx")] + ".verify.json"))
             checks[label] = {e["engine"]: e for e in report["engines"]}
 
