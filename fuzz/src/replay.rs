@@ -19,14 +19,14 @@ fn inputs(target: &str) -> Vec<PathBuf> {
 }
 
 /// Runs `run` on every saved input of `target`; fails naming each input that panicked.
-pub fn replay(target: &str, run: fn(&[u8])) {
+pub fn replay(target: &str, run: impl Fn(&[u8])) {
     let files = inputs(target);
     assert!(!files.is_empty(), "no saved inputs for {target}");
     let failed: Vec<String> = files
         .iter()
         .filter(|file| {
             let data = std::fs::read(file).expect("a saved input");
-            std::panic::catch_unwind(|| run(&data)).is_err()
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&data))).is_err()
         })
         .map(|file| file.display().to_string())
         .collect();

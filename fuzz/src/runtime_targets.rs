@@ -23,14 +23,19 @@ pub fn model_bytes(data: &[u8]) {
         static SILENT_HOOK: std::sync::Once = std::sync::Once::new();
         SILENT_HOOK.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     }
+    model_bytes_on(
+        data,
+        runtime::Classifier::builder().engine(runtime::EngineChoice::Tract),
+    );
+}
+
+/// [`model_bytes`] with the engine `builder` names (the replay runs ONNX Runtime's too).
+pub fn model_bytes_on(data: &[u8], builder: runtime::ClassifierBuilder) {
     let name = Path::new("fuzz.onnx");
     if runtime::ModelInfo::from_bytes(data, name).is_err() {
         return;
     }
-    let built = runtime::Classifier::builder()
-        .engine(runtime::EngineChoice::Tract)
-        .build_from_bytes(data, name);
-    if let Ok(mut classifier) = built {
+    if let Ok(mut classifier) = builder.build_from_bytes(data, name) {
         let config = classifier.input_config().clone();
         let image = vec![128u8; 3 * config.height * config.width];
         if let Ok(predictions) = classifier.classify_planar(&image) {

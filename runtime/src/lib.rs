@@ -72,6 +72,6 @@ pub use files::write_atomic;
 pub use prediction::Prediction;
 
 pub use engine::ort_library;
-pub use engine::{EngineChoice, Provider};
+pub use engine::{panic_hook, EngineChoice, PanicHook, Provider};
 pub use model_info::{float_initializer, FloatTensor, ModelInfo, TensorInfo, MAX_CLASSES};
 pub use preprocess::{ChannelOrder, InputConfig, InputOverrides, Layout, MetadataError};

@@ -76,6 +76,9 @@ pub struct TensorInfo {
     pub name: String,
     /// Its dimensions, `None` where symbolic.
     pub shape: Vec<Option<usize>>,
+    /// Its element type as ONNX numbers them (`TensorProto.DataType`: 1 float, 2 uint8, 10
+    /// float16, ...); 0 where the file does not say.
+    pub elem_type: i32,
     /// The names of the symbolic dimensions (`batch`), where the file gives them.
     symbols: Vec<Option<String>>,
 }
@@ -118,15 +121,19 @@ pub struct ModelInfo {
     pub input_config: Option<InputConfig>,
     /// Whether the output already holds probabilities (softmax in the graph).
     pub outputs_probabilities: bool,
+    /// The version of ONNX's operator set (domain `ai.onnx`) the graph is written in, when the
+    /// file declares it.
+    pub opset: Option<i64>,
 }
 
 fn tensor_info(value: &pb::ValueInfoProto) -> TensorInfo {
     use pb::tensor_shape_proto::dimension::Value;
-    let dims = match value.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(pb::type_proto::Value::TensorType(t)) => {
-            t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or(&[])
-        }
-        _ => &[],
+    let (dims, elem_type) = match value.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => (
+            t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or(&[]),
+            t.elem_type,
+        ),
+        _ => (&[][..], 0),
     };
     let (shape, symbols) = dims
         .iter()
@@ -141,6 +148,7 @@ fn tensor_info(value: &pb::ValueInfoProto) -> TensorInfo {
     TensorInfo {
         name: value.name.clone(),
         shape,
+        elem_type,
         symbols,
     }
 }
@@ -307,6 +315,11 @@ impl ModelInfo {
             .map_err(|e| bad(format!("metadata {e}")))?;
         let outputs_probabilities =
             gives_probabilities(&metadata, graph, &output.name).map_err(bad)?;
+        let opset = model
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map(|o| o.version);
         Ok(ModelInfo {
             path: path.to_path_buf(),
             input,
@@ -315,6 +328,7 @@ impl ModelInfo {
             classes,
             input_config,
             outputs_probabilities,
+            opset,
         })
     }
 

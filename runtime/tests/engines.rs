@@ -1,19 +1,10 @@
 //! ort and tract run the same model to the same numbers, at any batch size; bad models are refused.
 
+mod common;
+
+use common::{ensure_ort, tiny};
 use runtime::{Classifier, EngineChoice, Error};
 use std::path::{Path, PathBuf};
-
-fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx")
-}
-
-/// ONNX Runtime's library for this test process: found, or fetched through pip.
-fn ensure_ort() -> PathBuf {
-    runtime::ort_library::locate().unwrap_or_else(|why| {
-        runtime::ort_library::fetch(None)
-            .unwrap_or_else(|e| panic!("ONNX Runtime missing ({why}) and fetch failed: {e}"))
-    })
-}
 
 fn pixels(n: usize, seed: u32) -> Vec<u8> {
     (0..n as u32 * 192)

@@ -1,6 +1,9 @@
 //! Replays the fuzz targets' seeds and every input a fuzz run found a bug with
 //! (`fuzz/seeds/<target>/`, `fuzz/regressions/<target>/`) through the targets' own code, on
-//! stable Rust: each must return (an error is fine), none may panic.
+//! stable Rust: each must return (an error is fine), none may panic. The models go through
+//! ONNX Runtime as well as tract.
+
+mod common;
 
 #[allow(dead_code)]
 #[path = "../../fuzz/src/runtime_targets.rs"]
@@ -19,6 +22,19 @@ fn image_bytes() {
 #[test]
 fn model_bytes() {
     replay("model_bytes", targets::model_bytes);
+}
+
+#[test]
+fn model_bytes_on_onnx_runtime() {
+    let library = common::ensure_ort();
+    replay("model_bytes", |data| {
+        targets::model_bytes_on(
+            data,
+            runtime::Classifier::builder()
+                .engine(runtime::EngineChoice::Ort)
+                .ort_library(&library),
+        );
+    });
 }
 
 #[test]

@@ -1,15 +1,15 @@
 //! Model files and side files with unusable values: each refused with the file and the field
-//! named, before anything is allocated from them; never a panic, never a plausible answer.
+//! named, before anything is allocated from them, by both engines; never a panic, never a
+//! plausible answer.
 
+mod common;
+
+use common::{load_on_each_engine, tiny};
 use prost::Message;
 use runtime::verify::{Evaluation, ReferencePredictions};
-use runtime::{Classifier, EngineChoice};
+use runtime::Classifier;
 use std::path::{Path, PathBuf};
 use tract_onnx::pb;
-
-fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx")
-}
 
 /// The tiny classifier with `change` applied to its protobuf.
 fn altered(change: impl FnOnce(&mut pb::ModelProto)) -> Vec<u8> {
@@ -29,10 +29,23 @@ fn with_metadata(key: &str, value: &str) -> Vec<u8> {
     })
 }
 
-fn load(bytes: &[u8]) -> Result<Classifier, runtime::Error> {
-    Classifier::builder()
-        .engine(EngineChoice::Tract)
-        .build_from_bytes(bytes, "hostile.onnx")
+/// The error each engine gives for `bytes`; `what` says which input was expected to fail.
+fn refusals(bytes: &[u8], what: &str) -> Vec<String> {
+    load_on_each_engine(bytes, "hostile.onnx")
+        .into_iter()
+        .map(|(engine, loaded)| match loaded {
+            Ok(_) => panic!("{engine} loaded {what}"),
+            Err(e) => format!("{engine}: {e}"),
+        })
+        .collect()
+}
+
+/// The model loaded by both engines (which must accept it).
+fn load_both(bytes: &[u8]) -> Vec<Classifier> {
+    load_on_each_engine(bytes, "hostile.onnx")
+        .into_iter()
+        .map(|(engine, loaded)| loaded.unwrap_or_else(|e| panic!("{engine}: {e}")))
+        .collect()
 }
 
 #[test]
@@ -54,15 +67,14 @@ fn bad_metadata_values_are_refused_by_file_and_field() {
         ("classes", "{not json", "classes"),
         ("output", "maybe", "output"),
     ] {
-        let err = load(&with_metadata(key, value))
-            .expect_err(&format!("{key}={value}"))
-            .to_string();
-        assert!(
-            err.contains("hostile.onnx") && err.contains(expect),
-            "{key}={value}: {err}"
-        );
+        for err in refusals(&with_metadata(key, value), &format!("{key}={value}")) {
+            assert!(
+                err.contains("hostile.onnx") && err.contains(expect),
+                "{key}={value}: {err}"
+            );
+        }
     }
-    assert!(load(&std::fs::read(tiny()).expect("the fixture")).is_ok());
+    load_both(&std::fs::read(tiny()).expect("the fixture"));
 }
 
 /// Without metadata the input's own shape sizes the images: a huge one is refused.
@@ -80,11 +92,12 @@ fn a_huge_input_shape_without_metadata_is_refused() {
             d.value = Some(pb::tensor_shape_proto::dimension::Value::DimValue(1 << 40));
         }
     });
-    let err = load(&bytes).expect_err("a 2^40 pixel side").to_string();
-    assert!(
-        err.contains("hostile.onnx") && err.contains("input_size"),
-        "{err}"
-    );
+    for err in refusals(&bytes, "a 2^40 pixel side") {
+        assert!(
+            err.contains("hostile.onnx") && err.contains("input_size"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -173,28 +186,27 @@ fn standard_image_metadata_is_read_and_checked() {
             }
         })
     };
-    let classifier = load(&standard_only(&[
+    for classifier in load_both(&standard_only(&[
         ("Image.BitmapPixelFormat", "Bgr8"),
         ("Image.ColorSpaceGamma", "SRGB"),
         ("Image.NominalPixelRange", "NominalRange_0_255"),
-    ]))
-    .expect("a model with the standard keys only");
-    let config = classifier.input_config();
-    assert_eq!(config.channel_order, runtime::ChannelOrder::Bgr);
-    assert_eq!(
-        (config.scale, config.mean, config.std),
-        (1.0, [0.0; 3], [1.0; 3])
-    );
-    assert_eq!((config.height, config.width), (8, 8));
+    ])) {
+        let config = classifier.input_config();
+        assert_eq!(config.channel_order, runtime::ChannelOrder::Bgr);
+        assert_eq!(
+            (config.scale, config.mean, config.std),
+            (1.0, [0.0; 3], [1.0; 3])
+        );
+        assert_eq!((config.height, config.width), (8, 8));
+    }
     for (key, value) in [
         ("Image.BitmapPixelFormat", "Gray8"),
         ("Image.ColorSpaceGamma", "Linear"),
         ("Image.NominalPixelRange", "NominalRange_16_235"),
     ] {
-        let err = load(&standard_only(&[(key, value)]))
-            .expect_err(value)
-            .to_string();
-        assert!(err.contains("hostile.onnx") && err.contains(key), "{err}");
+        for err in refusals(&standard_only(&[(key, value)]), value) {
+            assert!(err.contains("hostile.onnx") && err.contains(key), "{err}");
+        }
     }
     // Written by the trainer's metadata: the CNN's pixels / 255 are Normalized_0_1.
     let written: std::collections::HashMap<String, String> = runtime::InputConfig::unit_rgb(32)
@@ -226,9 +238,86 @@ fn external_data_outside_the_model_is_not_read() {
             });
         }
     });
-    let err = load(&bytes).expect_err("external data").to_string();
-    assert!(
-        err.contains("hostile.onnx") && err.contains("external data"),
-        "{err}"
-    );
+    for err in refusals(&bytes, "external data") {
+        assert!(
+            err.contains("hostile.onnx") && err.to_lowercase().contains("external data"),
+            "{err}"
+        );
+    }
+}
+
+/// A STRING initializer stored as raw bytes, which tract cannot read (it panics inside): a
+/// clean error naming the file, or (ONNX Runtime, as nothing reads it) a model that runs.
+#[test]
+fn a_string_initializer_is_refused_by_both_engines() {
+    let bytes = altered(|model| {
+        model
+            .graph
+            .as_mut()
+            .expect("a graph")
+            .initializer
+            .push(pb::TensorProto {
+                name: "note".into(),
+                data_type: pb::tensor_proto::DataType::String as i32,
+                dims: vec![1],
+                raw_data: b"abcd".to_vec(),
+                ..Default::default()
+            });
+    });
+    for (engine, loaded) in load_on_each_engine(&bytes, "hostile.onnx") {
+        match (engine, loaded) {
+            // The initializer feeds nothing: ONNX Runtime leaves it alone and runs the model.
+            ("ort", Ok(mut classifier)) => {
+                let predictions = classifier
+                    .classify_planar(&[128; 3 * 8 * 8])
+                    .expect("a run");
+                assert_eq!(predictions.len(), 1);
+            }
+            (_, Ok(_)) => panic!("{engine} loaded a raw STRING initializer"),
+            (_, Err(e)) => assert!(e.to_string().contains("hostile.onnx"), "{engine}: {e}"),
+        }
+    }
+}
+
+/// The model's operator set (domain `ai.onnx`) set to `version`.
+fn with_opset(version: i64) -> Vec<u8> {
+    altered(|model| {
+        for import in &mut model.opset_import {
+            if import.domain.is_empty() {
+                import.version = version;
+            }
+        }
+    })
+}
+
+/// An operator set newer than an engine knows is refused by it, naming the set and the newest it
+/// knows (each engine tells its own: ONNX Runtime through a probe model, tract through its ONNX
+/// schema), not run as an older one.
+#[test]
+fn operator_sets_an_engine_does_not_know_are_refused() {
+    for err in refusals(&with_opset(99), "opset 99") {
+        assert!(
+            err.contains("hostile.onnx")
+                && err.contains("operator set 99")
+                && err.contains("up to"),
+            "{err}"
+        );
+    }
+    // Opset 19: newer than tract's schema, known to ONNX Runtime 1.31.
+    let bytes = with_opset(19);
+    for (engine, loaded) in load_on_each_engine(&bytes, "hostile.onnx") {
+        match engine {
+            "tract" => {
+                let err = loaded.expect_err("opset 19 on tract").to_string();
+                assert!(
+                    err.contains("operator set 19") && err.contains("up to 18"),
+                    "{err}"
+                );
+            }
+            _ => {
+                loaded.unwrap_or_else(|e| panic!("{engine}: {e}"));
+            }
+        }
+    }
+    load_both(&with_opset(13));
 }

@@ -578,6 +578,9 @@ fn path_text(path: &Path) -> String {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // The panics the runtime catches and raises as errors stay off stderr; any other panic is
+    // reported as before.
+    std::panic::set_hook(runtime::panic_hook(std::panic::take_hook()));
     m.add_class::<Classifier>()?;
     m.add_class::<Prediction>()?;
     let error = py.get_type::<Error>();

@@ -18,7 +18,7 @@ from PIL import Image
 
 import cifar_onnx
 from cifar_onnx import Classifier
-from conftest import FIXTURES, cifar_images, cli_rows, read_json_rows
+from conftest import FIXTURES, REPO, cifar_images, cli_rows, read_json_rows
 
 ENGINES = ["ort", "tract"]
 
@@ -118,6 +118,21 @@ def test_predict_refuses_what_is_not_a_batch_of_the_models_images(cnn):
             classifier.predict(np.zeros(shape, np.uint8))
     with pytest.raises(TypeError):
         classifier.predict(np.zeros((1, 32, 32, 3), np.float32))
+
+
+def test_a_model_that_makes_tract_panic_is_an_error_and_nothing_more():
+    # tract panics reading a raw STRING initializer; the error is all that shows, on stderr too.
+    model = REPO / "fuzz" / "regressions" / "model_bytes" / "tract_string_initializer_raw_data.onnx"
+    script = (
+        "import cifar_onnx, sys\n"
+        "try: cifar_onnx.Classifier(sys.argv[1], engine='tract')\n"
+        "except cifar_onnx.Error as e: print('refused:', e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(model)], capture_output=True, text=True, check=True
+    )
+    assert "refused:" in done.stdout and model.name in done.stdout, done.stdout
+    assert done.stderr == "", done.stderr
 
 
 def test_errors_say_the_file_and_the_reason(cnn, mixed_folder, tmp_path):

@@ -540,6 +540,7 @@ fn peak_rss_kib() -> Option<u64> {
 
 // Over 80 lines: one short arm per subcommand, each mapping its flags onto library calls.
 fn main() -> anyhow::Result<()> {
+    std::panic::set_hook(runtime::panic_hook(std::panic::take_hook()));
     let cli = Cli::parse();
     match cli.command {
         Command::Classify(args) => {

@@ -6,7 +6,24 @@ pub mod ort_library;
 mod tract;
 
 use crate::error::{Error, Result};
+use crate::model_info::ModelInfo;
 use std::path::Path;
+
+/// A panic hook, as `std::panic::set_hook` takes it.
+pub type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync + 'static>;
+
+/// The panic hook for a program that embeds the runtime
+/// (`std::panic::set_hook(runtime::panic_hook(std::panic::take_hook()))`): some malformed graphs
+/// make tract panic, and the runtime turns those panics into an [`Error`] that names the file and
+/// the problem; this hook keeps them off stderr, so that the error is all the user sees. Every
+/// other panic goes to `previous`. The library itself never changes the hook.
+pub fn panic_hook(previous: PanicHook) -> PanicHook {
+    Box::new(move |info| {
+        if !tract::panic_is_caught() {
+            previous(info);
+        }
+    })
+}
 
 /// Which engine runs a model.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -126,28 +143,60 @@ impl Default for Settings {
     }
 }
 
+/// Refuses a model whose operator set (`opset`, domain `ai.onnx`) is newer than the newest the
+/// engine knows (`known`, as the engine itself tells): run as an older set, its operators could
+/// mean something else.
+fn check_opset(engine: &'static str, opset: Option<i64>, known: i64, path: &Path) -> Result<()> {
+    match opset {
+        Some(v) if v > known => Err(Error::Engine {
+            engine,
+            reason: format!(
+                "{}: the model is written in ONNX operator set {v}; {} knows operator sets up to {known} (export the model at opset {known} or lower{})",
+                path.display(),
+                match engine {
+                    "ort" => "this ONNX Runtime",
+                    _ => "tract",
+                },
+                match engine {
+                    "ort" => ", or use a newer ONNX Runtime",
+                    _ => ", or run it on ONNX Runtime",
+                }
+            ),
+            source: None,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Loads the engine asked for, with ONNX Runtime (from `ort_library`, else where
 /// [`ort_library::find`] looks) on the first usable provider of `providers`. Also returns notes
 /// for the user: why ONNX Runtime (under `Auto`) or a provider was passed over.
 pub(crate) fn load(
     choice: EngineChoice,
-    bytes: &[u8],
+    model: (&[u8], &ModelInfo),
     path: &Path,
     settings: Settings,
     providers: &[Provider],
     ort_library: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
+    let (bytes, info) = model;
+    let load_tract = || -> Result<Box<dyn Engine>> {
+        check_opset("tract", info.opset, tract::newest_opset(), path)?;
+        Ok(Box::new(tract::TractEngine::load(
+            bytes,
+            path,
+            settings.per_run,
+        )?))
+    };
+    let load_ort = || load_ort(model, path, settings, providers, ort_library);
     match choice {
-        EngineChoice::Tract => Ok((
-            Box::new(tract::TractEngine::load(bytes, path, settings.per_run)?),
-            Vec::new(),
-        )),
-        EngineChoice::Ort => load_ort(bytes, path, settings, providers, ort_library),
-        EngineChoice::Auto => match load_ort(bytes, path, settings, providers, ort_library) {
+        EngineChoice::Tract => Ok((load_tract()?, Vec::new())),
+        EngineChoice::Ort => load_ort(),
+        EngineChoice::Auto => match load_ort() {
             Ok(loaded) => Ok(loaded),
             // A model ONNX Runtime refuses is refused by tract too, with its own message.
             Err(Error::OrtUnavailable(reason)) => Ok((
-                Box::new(tract::TractEngine::load(bytes, path, settings.per_run)?),
+                load_tract()?,
                 vec![format!(
                     "ONNX Runtime is not available ({reason}); using tract"
                 )],
@@ -159,13 +208,14 @@ pub(crate) fn load(
 
 #[cfg(feature = "ort")]
 fn load_ort(
-    bytes: &[u8],
+    (bytes, info): (&[u8], &ModelInfo),
     path: &Path,
     settings: Settings,
     providers: &[Provider],
     library: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
-    let (engine, notes) = onnxruntime::OrtEngine::load(bytes, path, settings, providers, library)?;
+    let (engine, notes) =
+        onnxruntime::OrtEngine::load((bytes, info.opset), path, settings, providers, library)?;
     let notes = notes
         .into_iter()
         .map(|n| format!("execution provider {n}"))
@@ -175,7 +225,7 @@ fn load_ort(
 
 #[cfg(not(feature = "ort"))]
 fn load_ort(
-    _: &[u8],
+    _: (&[u8], &ModelInfo),
     _: &Path,
     _: Settings,
     _: &[Provider],

@@ -48,6 +48,58 @@ fn environment(library: Option<&Path>) -> Result<&'static (Environment, String)>
     Ok(ENVIRONMENT.get_or_init(|| (env, lib.display().to_string())))
 }
 
+/// The newest operator set (domain `ai.onnx`) the loaded ONNX Runtime knows, as it says itself:
+/// given a model that imports another domain only, it assumes the newest `ai.onnx` set it has
+/// and reports it for the session. `None` where it would not say (then its own refusal, at
+/// load time, stands).
+fn newest_opset(env: &Environment) -> Option<i64> {
+    static NEWEST: OnceLock<Option<i64>> = OnceLock::new();
+    *NEWEST.get_or_init(|| {
+        let session = Session::builder(env)
+            .ok()?
+            .commit_from_memory(&opset_probe())
+            .ok()?;
+        session.opset_for_domain("").map(i64::from)
+    })
+}
+
+/// An empty model (its input is its output) that imports the `ai.onnx.ml` domain only.
+fn opset_probe() -> Vec<u8> {
+    use prost::Message;
+    use tract_onnx::pb;
+    let value = pb::ValueInfoProto {
+        name: "x".into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto {
+                    dim: vec![pb::tensor_shape_proto::Dimension {
+                        value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(1)),
+                        ..Default::default()
+                    }],
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: "ai.onnx.ml".into(),
+            version: 3,
+        }],
+        graph: Some(pb::GraphProto {
+            name: "opset_probe".into(),
+            input: vec![value.clone()],
+            output: vec![value],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
 pub(crate) struct OrtEngine {
     session: Session,
     input: String,
@@ -114,13 +166,16 @@ impl OrtEngine {
     /// Loads `bytes` on the first usable provider of `providers`; also returns why earlier ones
     /// were passed over.
     pub(crate) fn load(
-        bytes: &[u8],
+        (bytes, opset): (&[u8], Option<i64>),
         path: &Path,
         settings: Settings,
         providers: &[Provider],
         library: Option<&Path>,
     ) -> Result<(Self, Vec<String>)> {
         let (env, _) = environment(library)?;
+        if let Some(known) = newest_opset(env) {
+            super::check_opset("ort", opset, known, path)?;
+        }
         let (session, provider, passed_over) = build_session(env, bytes, settings, providers)
             .map_err(|why| Error::Engine {
                 engine: "ort",

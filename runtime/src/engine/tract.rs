@@ -10,11 +10,15 @@ use tract_onnx::prelude::*;
 /// Input shapes whose plans are kept at once.
 const MAX_PLANS: usize = 4;
 
+/// The name of tract's worker threads (`runtime-tract-0`, ...): they run only work that a
+/// [`guarded`] call started, whose panics it catches.
+const POOL: &str = "runtime-tract";
+
 #[cfg(not(target_family = "wasm"))]
 fn executor(threads: Option<usize>) -> Executor {
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if n > 1 {
-        Executor::multithread_with_name(n, "tract")
+        Executor::multithread_with_name(n, POOL)
     } else {
         Executor::SingleThread
     }
@@ -29,7 +33,10 @@ fn executor(_: Option<usize>) -> Executor {
 /// whose permutation names axes the tensor lacks, found by fuzzing) make tract index out of
 /// bounds instead of returning an error. Where panics abort (WebAssembly), this cannot help.
 fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+    GUARDED.with(|depth| depth.set(depth.get() + 1));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|depth| depth.set(depth.get() - 1));
+    outcome.unwrap_or_else(|payload| {
         let why = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -40,6 +47,40 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
             reason: format!("tract cannot run this graph (it failed inside: {why})"),
         })
     })
+}
+
+/// The newest operator set (domain `ai.onnx`) tract reads: the last one of the newest ONNX IR
+/// version its ONNX schema has (ONNX's release table, docs/Versioning.md in the ONNX repository:
+/// IR 3 went with operator sets up to 8, IR 4 with 9, 5 with 10, 6 with 11, 7 with 14, 8 with
+/// 18, 9 with 20, 10 with 22, 11 with 23). tract 0.23's schema is IR 8: operator sets to 18, the
+/// range its own load warning says it is tested against.
+pub(crate) fn newest_opset() -> i64 {
+    match tract_onnx::pb::Version::IrVersion as i32 {
+        ..=3 => 8,
+        4 => 9,
+        5 => 10,
+        6 => 11,
+        7 => 14,
+        8 => 18,
+        9 => 20,
+        10 => 22,
+        _ => 23,
+    }
+}
+
+thread_local! {
+    /// How many [`guarded`] calls this thread is inside.
+    static GUARDED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether a panic on this thread now is one that a [`guarded`] call will catch and report as
+/// an error: the thread is inside one, or is one of tract's workers.
+pub(crate) fn panic_is_caught() -> bool {
+    GUARDED.with(|depth| depth.get() > 0)
+        || std::thread::current()
+            .name()
+            .and_then(|name| name.strip_prefix(POOL))
+            .is_some_and(|rest| rest.starts_with('-'))
 }
 
 pub(crate) struct TractEngine {

@@ -140,7 +140,9 @@ fn conv_table(batch: usize, runs: usize) {
 
 fn main() -> anyhow::Result<()> {
     trainer::allocator::keep_freed_memory();
-    std::panic::set_hook(trainer::backend::panic_hook(std::panic::take_hook()));
+    std::panic::set_hook(trainer::backend::panic_hook(runtime::panic_hook(
+        std::panic::take_hook(),
+    )));
     match Cli::parse().command {
         Command::Conv { batch, runs } => conv_table(batch, runs),
         Command::Vgg16Cache {

@@ -410,7 +410,9 @@ fn stop_flag() -> Option<Arc<AtomicBool>> {
 }
 
 fn main() {
-    std::panic::set_hook(trainer::backend::panic_hook(std::panic::take_hook()));
+    std::panic::set_hook(trainer::backend::panic_hook(runtime::panic_hook(
+        std::panic::take_hook(),
+    )));
     let outcome = run();
     if let Err(e) = outcome {
         match e.downcast_ref::<Error>() {
