@@ -1,5 +1,6 @@
 //! Micro benchmarks of the runtime's own image path: decoding, fitting to the model's input and
-//! building the input tensor (`cargo bench -p runtime --bench preprocess`). The models themselves
+//! building the input tensor (`cargo bench -p runtime --bench preprocess`), and the trainer's
+//! check for test images that are also training images. The models themselves
 //! are timed by `runtime bench`, and the whole folder path against Python by `tests/bench/run.sh`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -56,5 +57,42 @@ fn tensor(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode_and_fit, tensor);
+/// The trainer's check for test images that are also training images, on CIFAR-10's sizes
+/// (50,000 + 10,000 images, 100 of them shared), beside reading the training split from memory.
+fn overlap(c: &mut Criterion) {
+    use runtime::data::{read_cifar_bytes, Dataset, RECORD_LEN};
+    let classes: Vec<String> = (0..10).map(|i| format!("class{i}")).collect();
+    let noise = |n: usize, seed: u32| -> Vec<u8> {
+        (0..n as u32)
+            .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect()
+    };
+    let records = |n: usize, seed: u32| -> Vec<u8> {
+        let mut bytes = noise(n * RECORD_LEN, seed);
+        for (i, record) in bytes.chunks_exact_mut(RECORD_LEN).enumerate() {
+            record[0] = (i % 10) as u8;
+        }
+        bytes
+    };
+    let train_bytes = records(50_000, 1);
+    let train = read_cifar_bytes(&train_bytes, "train.bin".as_ref(), &classes).expect("records");
+    let mut test: Dataset =
+        read_cifar_bytes(&records(10_000, 2), "test.bin".as_ref(), &classes).expect("records");
+    let n = test.image_len();
+    for i in 0..100 {
+        test.pixels[i * 97 * n..(i * 97 + 1) * n].copy_from_slice(train.image(i * 311));
+    }
+    assert_eq!(test.images_also_in(&train), 100);
+    let mut group = c.benchmark_group("CIFAR-10 sizes, 50,000 + 10,000 images");
+    group.sample_size(10);
+    group.bench_function("test images also in training", |b| {
+        b.iter(|| black_box(&test).images_also_in(black_box(&train)))
+    });
+    group.bench_function("reading the training split (from memory)", |b| {
+        b.iter(|| read_cifar_bytes(black_box(&train_bytes), "train.bin".as_ref(), &classes))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode_and_fit, tensor, overlap);
 criterion_main!(benches);

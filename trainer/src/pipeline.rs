@@ -91,6 +91,8 @@ pub struct Splits {
     /// What a user must know about these splits (printed when they load, and written into each
     /// model's history).
     pub warnings: Vec<String>,
+    /// Test images that are also training images, pixel for pixel.
+    pub test_images_in_training: usize,
 }
 
 /// `<data_dir>/cifar-10-batches-bin` when present, else the stand-in in `<data_dir>/standin`
@@ -167,10 +169,18 @@ pub fn load_data(
         )));
     }
     let mut warnings = Vec::new();
-    if train.fingerprint() == test.fingerprint() {
+    let test_images_in_training = test.images_also_in(&train);
+    if test_images_in_training == test.len() {
         warnings.push(format!(
-            "{}: the test images are the training images (a single file or a folder without train/ and test/): test accuracy measures memory, not generalisation",
-            path.display()
+            "{}: the test set is the training set (all {} test images are training images, as with a single file or a folder without train/ and test/): test accuracy measures memory, not generalisation",
+            path.display(),
+            test.len()
+        ));
+    } else if test_images_in_training > 0 {
+        warnings.push(format!(
+            "{}: {test_images_in_training} of the {} test images are also training images (the same pixels): test accuracy overstates what the model does on new images",
+            path.display(),
+            test.len()
         ));
     }
     for warning in &warnings {
@@ -182,6 +192,7 @@ pub fn load_data(
         train,
         test,
         warnings,
+        test_images_in_training,
     })
 }
 
@@ -524,6 +535,7 @@ fn save<M, R: RunFiles>(
     let history_path = dir.join(format!("{name}.history.json"));
     let mut history = trained.history;
     history.warnings = splits.warnings.clone();
+    history.test_images_in_training = splits.test_images_in_training;
     train::save_history(&history, &history_path)?;
     let curves = dir.join(format!("{name}.curves.png"));
     crate::plot::plot_history(&history, &curves)?;

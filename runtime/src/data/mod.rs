@@ -82,6 +82,24 @@ impl Dataset {
         }
     }
 
+    /// How many of this set's images also appear, pixel for pixel, in `other` (labels aside):
+    /// a test image that is also a training image measures memory, not generalisation. Sets of
+    /// different sides share no image.
+    pub fn images_also_in(&self, other: &Dataset) -> usize {
+        if self.side != other.side || self.is_empty() || other.is_empty() {
+            return 0;
+        }
+        let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+            other.len(),
+            std::hash::BuildHasherDefault::<WordHasher>::default(),
+        );
+        seen.extend(other.pixels.chunks_exact(other.image_len()));
+        self.pixels
+            .chunks_exact(self.image_len())
+            .filter(|image| seen.contains(image))
+            .count()
+    }
+
     /// A 64-bit FNV-1a fingerprint of the labels and pixels, to tell whether two runs saw the same data.
     pub fn fingerprint(&self) -> String {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -90,6 +108,32 @@ impl Dataset {
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
         format!("{h:016x}")
+    }
+}
+
+/// A fast, non-cryptographic hash of whole images, eight bytes at a step (the set compares the
+/// images themselves on a match, so collisions cost time, never a wrong count).
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut words = bytes.chunks_exact(8);
+        let mut h = self.0;
+        for word in &mut words {
+            let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in words.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        // The set takes its bucket from the low bits: mix the high ones down.
+        self.0 ^ (self.0 >> 29)
     }
 }
 
@@ -123,4 +167,37 @@ pub fn load(
         path.to_path_buf()
     };
     read_image_folder(&root, side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dataset;
+
+    fn set(images: &[[u8; 12]], labels: &[u8]) -> Dataset {
+        Dataset {
+            side: 2,
+            pixels: images.concat(),
+            labels: labels.to_vec(),
+            classes: vec!["a".into(), "b".into()],
+        }
+    }
+
+    #[test]
+    fn images_also_in_counts_pixel_equal_images_whatever_their_labels() {
+        let a = [1u8; 12];
+        let b = [2u8; 12];
+        let mut a_but_one = a;
+        a_but_one[11] = 0;
+        let train = set(&[a, b, b], &[0, 1, 1]);
+        // `a` with the other label, `b` twice, and an image one byte away from `a`.
+        let test = set(&[a, a_but_one, b, b], &[1, 0, 1, 0]);
+        assert_eq!(test.images_also_in(&train), 3);
+        assert_eq!(train.images_also_in(&test), 3);
+        assert_eq!(set(&[a_but_one], &[0]).images_also_in(&train), 0);
+        assert_eq!(train.images_also_in(&train), train.len());
+        let mut other_side = train.clone();
+        other_side.side = 1;
+        other_side.pixels.truncate(9);
+        assert_eq!(other_side.images_also_in(&train), 0);
+    }
 }

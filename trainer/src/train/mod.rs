@@ -226,6 +226,9 @@ pub struct History {
     /// What the user should know about the data (e.g. the test set is the training set).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// How many test images are also training images, pixel for pixel (see `warnings`).
+    #[serde(default)]
+    pub test_images_in_training: usize,
     /// The epoch with the lowest validation loss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,
@@ -249,6 +252,7 @@ impl History {
             setup_seconds: 0.0,
             epochs: Vec::new(),
             warnings: Vec::new(),
+            test_images_in_training: 0,
             best_epoch: None,
             kept_epoch: None,
             stopped_early: false,
