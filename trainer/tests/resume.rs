@@ -32,6 +32,20 @@ fn data(dir: &Path) -> PathBuf {
     dir.join("data/cifar-10-batches-bin")
 }
 
+/// Replaces the test split of `data` with its first 100 training images, each labelled as the
+/// next class: the better the model learns the training set, the worse its validation loss, so
+/// that the best epoch is the first, not the last.
+fn mislabel_test_split(data: &Path) {
+    use runtime::data::{read_cifar_dir, write_cifar_file, CifarSplit};
+    let mut test = read_cifar_dir(data, CifarSplit::Train).expect("the training split");
+    test.truncate(100);
+    let classes = test.classes.len() as u8;
+    for label in &mut test.labels {
+        *label = (*label + 1) % classes;
+    }
+    write_cifar_file(&data.join("test_batch.bin"), &test).expect("writing the test split");
+}
+
 /// `trainer train` of the CNN for 3 epochs, checkpointing every 2 batches, into `models`.
 fn cnn(data: &Path, models: &Path, extra: &[&str]) -> Command {
     cnn_epochs(data, models, 3, extra)
@@ -117,6 +131,49 @@ fn wait_for(path: &Path, child: &mut Child) -> bool {
     false
 }
 
+/// The newest finished checkpoint in `dir`, if any (what `--resume` must continue from).
+fn newest_checkpoint(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+        .map(|e| e.path())
+        .max()
+}
+
+/// A `--resume` run's log names the checkpoint it continued from: the newest when it started.
+/// With `finished` false the run may have been killed before it said where it resumed from,
+/// but it must never have started over while a checkpoint was there.
+fn assert_resumed_from(log: &str, newest: Option<&Path>, finished: bool) {
+    match newest {
+        Some(path) => {
+            let said = format!("resuming from {} (", path.display());
+            assert!(!log.contains("no checkpoint"), "started over: {log}");
+            assert!(
+                log.contains(&said) || (!finished && !log.contains("resuming from")),
+                "expected {said:?} in: {log}"
+            );
+        }
+        None => assert!(
+            !log.contains("resuming from") && (!finished || log.contains("no checkpoint")),
+            "{log}"
+        ),
+    }
+}
+
+/// Runs `command` with its stderr captured until `stop` says to kill it; its log.
+fn run_until(mut command: Command, stop: impl FnOnce(&mut Child)) -> String {
+    let mut child = command
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the trainer starts");
+    stop(&mut child);
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("the trainer ends");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Files a stopped run must not leave: outputs, temporary files.
 fn partial_files(models: &Path, name: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -187,40 +244,39 @@ fn a_cnn_run_killed_anywhere_and_resumed_is_the_uninterrupted_run() {
     ));
     first.kill().expect("kill");
     first.wait().expect("wait");
-    let mut second = cnn(&data, &models, &["--resume"]).spawn().expect("starts");
-    assert!(wait_for(
-        &checkpoints.join("epoch-0001-batch-000000"),
-        &mut second
-    ));
-    second.kill().expect("kill");
-    second.wait().expect("wait");
+    let newest = newest_checkpoint(&checkpoints).expect("a checkpoint");
+    assert!(newest.ends_with("epoch-0000-batch-000004"), "{newest:?}");
+    let log = run_until(cnn(&data, &models, &["--resume"]), |child| {
+        assert!(wait_for(
+            &checkpoints.join("epoch-0001-batch-000000"),
+            child
+        ));
+    });
+    assert_resumed_from(&log, Some(&newest), true);
     let mut delays = Vec::new();
     for _ in 0..3 {
         let delay = 200 + random_ms(1500);
         delays.push(delay);
-        let mut child = cnn(&data, &models, &["--resume"])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts");
-        std::thread::sleep(Duration::from_millis(delay));
-        let _ = child.kill();
-        child.wait().expect("wait");
+        let newest = newest_checkpoint(&checkpoints);
+        let log = run_until(cnn(&data, &models, &["--resume"]), |_| {
+            std::thread::sleep(Duration::from_millis(delay));
+        });
+        assert_resumed_from(&log, newest.as_deref(), false);
     }
     eprintln!("killed after {delays:?} ms");
     // Killed as the last checkpoint appears: in the export that follows it.
-    let mut child = cnn(&data, &models, &["--resume"]).spawn().expect("starts");
-    assert!(wait_for(
-        &checkpoints.join("epoch-0003-batch-000000"),
-        &mut child
-    ));
-    let _ = child.kill();
-    child.wait().expect("wait");
+    let newest = newest_checkpoint(&checkpoints);
+    let log = run_until(cnn(&data, &models, &["--resume"]), |child| {
+        assert!(wait_for(
+            &checkpoints.join("epoch-0003-batch-000000"),
+            child
+        ));
+    });
+    assert_resumed_from(&log, newest.as_deref(), false);
+    // The last resume continues from the end of training: it only exports.
+    let last = checkpoints.join("epoch-0003-batch-000000");
     let out = finish(&mut cnn(&data, &models, &["--resume"]));
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        log.contains("resuming from") || log.contains("no checkpoint"),
-        "{log}"
-    );
+    assert_resumed_from(&String::from_utf8_lossy(&out.stderr), Some(&last), true);
     assert_same_run(&reference, &models, "cnn");
     // The newest two checkpoints are kept, and the run's end is the newest.
     let mut kept: Vec<String> = std::fs::read_dir(&checkpoints)
@@ -275,10 +331,9 @@ fn a_cnn_run_killed_anywhere_and_resumed_is_the_uninterrupted_run() {
 fn ctrl_c_stops_after_a_checkpoint_with_130_and_a_second_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = data(dir.path());
-    // Keeping the best epoch: a checkpoint within epoch 3 carries the best model so far besides
-    // the current one. (Here, without dropout and at this learning rate, epoch 2's validation loss
-    // is the lowest on the machines tried, so the exported model is the one that checkpoint
-    // carried.)
+    mislabel_test_split(&data);
+    // Keeping the best epoch: a checkpoint within epoch 3 carries the best model so far (epoch
+    // 1's, as the test split is built) besides the current one.
     let keep_best = [
         "--lr",
         "0.003",
@@ -291,8 +346,29 @@ fn ctrl_c_stops_after_a_checkpoint_with_130_and_a_second_stops_at_once() {
     ];
     let reference = dir.path().join("reference");
     finish(&mut cnn(&data, &reference, &keep_best));
-    let kept = history(&reference.join("cnn.history.json"))["kept_epoch"].clone();
-    eprintln!("the uninterrupted run kept epoch {kept}");
+    let run = history(&reference.join("cnn.history.json"));
+    let losses: Vec<f64> = run["epochs"]
+        .as_array()
+        .expect("epochs")
+        .iter()
+        .map(|e| e["val_loss"].as_f64().expect("a validation loss"))
+        .collect();
+    let lowest = 1
+        + (0..losses.len())
+            .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))
+            .expect("three epochs");
+    assert!(lowest < 3, "the last epoch is the best: {losses:?}");
+    assert_eq!(run["best_epoch"], lowest, "{run}");
+    assert_eq!(run["kept_epoch"], lowest, "{run}");
+    // The exported model is that epoch's: its test predictions are those of a run that stopped
+    // there.
+    let stopped_there = dir.path().join("stopped-there");
+    finish(&mut cnn_epochs(&data, &stopped_there, lowest, &keep_best));
+    let logits = |dir: &Path| -> serde_json::Value {
+        let text = std::fs::read(dir.join("cnn.burn.json")).expect("the predictions");
+        serde_json::from_slice::<serde_json::Value>(&text).expect("JSON")["logits"].clone()
+    };
+    assert_eq!(logits(&reference), logits(&stopped_there));
 
     let models = dir.path().join("interrupted");
     let out = interrupt(
@@ -318,7 +394,16 @@ fn ctrl_c_stops_after_a_checkpoint_with_130_and_a_second_stops_at_once() {
         &models.join("cnn.checkpoints/epoch-0000-batch-000002"),
         &["TERM", "INT"],
     );
-    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{log}");
+    // At once: the first signal's checkpoint after the batch was never written.
+    assert!(
+        log.contains("stopping now; the last checkpoint stays"),
+        "{log}"
+    );
+    assert!(!log.contains("stopped ("), "{log}");
+    let newest = newest_checkpoint(&models.join("cnn.checkpoints")).expect("a checkpoint");
+    assert!(newest.ends_with("epoch-0000-batch-000002"), "{newest:?}");
     resumed_without_leftovers(&data, &models, &keep_best, &reference);
 }
 
@@ -386,15 +471,17 @@ fn a_vgg16_run_killed_in_its_frozen_pass_or_its_epochs_and_resumed_is_the_uninte
     ));
     let _ = child.kill();
     child.wait().unwrap();
+    let checkpoints = models.join("vgg16.checkpoints");
+    let newest = newest_checkpoint(&checkpoints).expect("a checkpoint");
+    assert!(newest.ends_with("epoch-0000-batch-000004"), "{newest:?}");
     let delay = 300 + random_ms(2000);
     eprintln!("killed after {delay} ms");
-    let mut child = run(&models, &["--resume"])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
-    std::thread::sleep(Duration::from_millis(delay));
-    let _ = child.kill();
-    child.wait().unwrap();
-    finish(&mut run(&models, &["--resume"]));
+    let log = run_until(run(&models, &["--resume"]), |_| {
+        std::thread::sleep(Duration::from_millis(delay));
+    });
+    assert_resumed_from(&log, Some(&newest), false);
+    let newest = newest_checkpoint(&checkpoints).expect("a checkpoint");
+    let out = finish(&mut run(&models, &["--resume"]));
+    assert_resumed_from(&String::from_utf8_lossy(&out.stderr), Some(&newest), true);
     assert_same_run(&reference, &models, "vgg16");
 }
