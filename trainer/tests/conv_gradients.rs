@@ -118,6 +118,7 @@ impl Case {
         };
         // The same probe for both: drawn once, from the reference's output shape.
         let (x_ref, y_ref, probe) = run(false);
+        let before = conv::cpu_passes();
         let (x_ours, y_ours, _) = run(true);
         assert_eq!(y_ours.dims(), y_ref.dims(), "{}: output shape", self.name);
         let err = relative_error(&y_ours.clone().inner(), &y_ref.clone().inner());
@@ -125,6 +126,18 @@ impl Case {
 
         let grads_ref = (y_ref * probe.clone()).sum().backward();
         let grads_ours = (y_ours * probe).sum().backward();
+        // The CPU kernels computed "ours", once each way (not Burn's path under another name;
+        // the tests take turns, so no other test's passes are counted).
+        let after = conv::cpu_passes();
+        assert_eq!(
+            (
+                after.forward - before.forward,
+                after.backward - before.backward
+            ),
+            (1, 1),
+            "{}: passes of the CPU kernels",
+            self.name
+        );
 
         let weight_ref = layer
             .weight

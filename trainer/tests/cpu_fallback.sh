@@ -27,9 +27,25 @@ for line in sys.stdin:
 native=portable
 grep -qw fma /proc/cpuinfo && native=avx2+fma
 grep -qw avx512f /proc/cpuinfo && native=avx512f
-# The VGG16 block-5 case takes minutes under emulation; the others cover every code path.
-tests=(the_cnn_convolutions_match_burn strides_dilations_padding_and_odd_sizes_match_burn gemm_kernel)
+# The VGG16 block-5 case takes minutes under emulation; the others cover every code path, the
+# channels-last grids included. Each name is matched exactly, and a run that passes fewer tests
+# than named fails (a renamed test would otherwise run nothing and pass).
+tests=(the_cnn_convolutions_match_burn strides_dilations_padding_and_odd_sizes_match_burn
+    channels_last_grids_match_burn gemm_kernel)
+
+run_all() {
+    local log
+    log=$("$@" --exact --test-threads 1 "${tests[@]}" 2>&1) || { echo "$log"; return 1; }
+    echo "$log" | grep -E '^test |^test result'
+    local passed
+    passed=$(echo "$log" | sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p')
+    if [ "${passed:-0}" != "${#tests[@]}" ]; then
+        echo "cpu_fallback: ${passed:-0} tests passed, ${#tests[@]} expected" >&2
+        return 1
+    fi
+}
+
 echo "native ($native):"
-EXPECT_GEMM_KERNEL=$native "$bin" --test-threads 1 "${tests[@]}"
+EXPECT_GEMM_KERNEL=$native run_all "$bin"
 echo "emulated Haswell (AVX2, no AVX-512):"
-EXPECT_GEMM_KERNEL=avx2+fma qemu-x86_64 -cpu Haswell "$bin" --test-threads 1 "${tests[@]}"
+EXPECT_GEMM_KERNEL=avx2+fma run_all qemu-x86_64 -cpu Haswell "$bin"

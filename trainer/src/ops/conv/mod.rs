@@ -29,6 +29,28 @@ use burn::tensor::{DType, TensorMetadata, TensorPrimitive};
 use burn_flex::FlexTensor;
 use cpu::Geometry;
 
+/// Passes of the CPU kernels so far, in this process.
+static FORWARD_PASSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static BACKWARD_PASSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many forward and backward passes the CPU kernels ([`cpu::forward`], [`cpu::backward`])
+/// have run in this process: a caller can tell that they, not Burn's fallback, computed a
+/// result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuPasses {
+    pub forward: usize,
+    pub backward: usize,
+}
+
+/// The passes so far (see [`CpuPasses`]).
+pub fn cpu_passes() -> CpuPasses {
+    use std::sync::atomic::Ordering::Relaxed;
+    CpuPasses {
+        forward: FORWARD_PASSES.load(Relaxed),
+        backward: BACKWARD_PASSES.load(Relaxed),
+    }
+}
+
 /// A backend whose convolutions the models call through [`forward`].
 pub trait ConvBackend: Backend {
     /// `conv2d` with one group, followed by a ReLU when `relu`; by default Burn's two.
@@ -155,6 +177,7 @@ fn flex_forward(
     let bias = bias.map(FlexTensor::to_contiguous);
     let bias = bias.as_ref().map(values);
     let out = cpu::forward(&geo, values(&x), values(&weight), bias, relu);
+    FORWARD_PASSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Some(tensor(
         out,
         [geo.batch, geo.out_channels, geo.output[0], geo.output[1]],
@@ -232,6 +255,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
             relu_output.as_ref().map(values),
             wanted,
         );
+        BACKWARD_PASSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dims = |t: &FlexTensor| t.shape();
         if let (Some(node), Some(dx)) = (node_x, out.input) {
             grads.register::<Flex>(node.id, tensor(dx, dims(&x)));
