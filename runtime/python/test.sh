@@ -28,4 +28,6 @@ echo "wheel: $(basename "$wheel"), $(du -k "$wheel" | cut -f1) KiB"
 cargo build --quiet -p runtime --bin runtime -p trainer --bin trainer
 export CIFAR_ONNX_RUNTIME="$CARGO_TARGET_DIR/debug/runtime"
 export CIFAR_ONNX_TRAINER="$CARGO_TARGET_DIR/debug/trainer"
+# Ray comes with the test requirements: its tests must run, not be skipped.
+export CIFAR_ONNX_REQUIRE_RAY=1
 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests "$@"

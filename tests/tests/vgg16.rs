@@ -220,9 +220,11 @@ fn transfer_model_trains_exports_and_verifies() {
         (cache.train, cache.test),
         (CacheUse::Written, CacheUse::Written)
     );
-    // Chance is 10 %.
+    eprintln!("test accuracy {}", artifacts.final_accuracy);
+    // Chance is 10 %; this run reaches 42 % (108 of 256; the seeded run is the same on every
+    // machine but for rounding): a few images short of that fails.
     assert!(
-        artifacts.final_accuracy > 0.25,
+        artifacts.final_accuracy > 0.38,
         "test accuracy {}",
         artifacts.final_accuracy
     );

@@ -15,7 +15,11 @@ from PIL import Image
 
 from conftest import cifar_images, run_cli
 
-ray = pytest.importorskip("ray")
+if os.environ.get("CIFAR_ONNX_REQUIRE_RAY") == "1":
+    # test.sh installs Ray with the test requirements: there, a missing Ray is a failure.
+    import ray
+else:
+    ray = pytest.importorskip("ray")
 
 from cifar_onnx import ray_classify  # noqa: E402  (after ray is known to be there)
 
