@@ -4,8 +4,8 @@
 //! model names its classes, `REPO/<name>/labels.txt`, for Triton's ONNX Runtime backend
 //! (`platform: "onnxruntime_onnx"`). The input and output names and dims come from the ONNX file; the
 //! batch dimension is left out of `dims`, as Triton requires when `max_batch_size` is above 0.
-//! Models built here take the preprocessed float tensor (their metadata says how to make it from
-//! pixels).
+//! The data types are the tensors' own (models built here take the preprocessed float tensor,
+//! whose metadata says how to make it from pixels).
 
 use crate::error::{Error, Result};
 use crate::model_info::{ModelInfo, TensorInfo};
@@ -61,8 +61,42 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
+/// Triton's name for an ONNX element type (`TensorProto.DataType`).
+fn triton_type(elem_type: i32) -> Option<&'static str> {
+    use tract_onnx::pb::tensor_proto::DataType;
+    Some(match DataType::try_from(elem_type).ok()? {
+        DataType::Float => "TYPE_FP32",
+        DataType::Uint8 => "TYPE_UINT8",
+        DataType::Int8 => "TYPE_INT8",
+        DataType::Uint16 => "TYPE_UINT16",
+        DataType::Int16 => "TYPE_INT16",
+        DataType::Int32 => "TYPE_INT32",
+        DataType::Int64 => "TYPE_INT64",
+        DataType::String => "TYPE_STRING",
+        DataType::Bool => "TYPE_BOOL",
+        DataType::Float16 => "TYPE_FP16",
+        DataType::Double => "TYPE_FP64",
+        DataType::Uint32 => "TYPE_UINT32",
+        DataType::Uint64 => "TYPE_UINT64",
+        DataType::Bfloat16 => "TYPE_BF16",
+        _ => return None,
+    })
+}
+
 /// One tensor's `config.pbtxt` entry; `batched` leaves out its first dimension.
-fn tensor_entry(tensor: &TensorInfo, batched: bool, label_file: Option<&str>) -> String {
+fn tensor_entry(
+    tensor: &TensorInfo,
+    batched: bool,
+    label_file: Option<&str>,
+    path: &Path,
+) -> Result<String> {
+    let data_type = triton_type(tensor.elem_type).ok_or_else(|| Error::BadModel {
+        path: path.to_path_buf(),
+        reason: format!(
+            "tensor {:?} has ONNX element type {}, which Triton has no type for",
+            tensor.name, tensor.elem_type
+        ),
+    })?;
     let dims: Vec<String> = tensor
         .shape
         .iter()
@@ -70,7 +104,7 @@ fn tensor_entry(tensor: &TensorInfo, batched: bool, label_file: Option<&str>) ->
         .map(|d| d.map_or_else(|| "-1".to_string(), |d| d.to_string()))
         .collect();
     let mut entry = format!(
-        "  {{\n    name: \"{}\"\n    data_type: TYPE_FP32\n    dims: [ {} ]\n",
+        "  {{\n    name: \"{}\"\n    data_type: {data_type}\n    dims: [ {} ]\n",
         tensor.name.replace('\\', "\\\\").replace('"', "\\\""),
         dims.join(", ")
     );
@@ -78,11 +112,15 @@ fn tensor_entry(tensor: &TensorInfo, batched: bool, label_file: Option<&str>) ->
         let _ = writeln!(entry, "    label_filename: \"{file}\"");
     }
     entry.push_str("  }");
-    entry
+    Ok(entry)
 }
 
-/// The `config.pbtxt` of `info` served as `name`.
-pub fn config_text(info: &ModelInfo, name: &str, options: &TritonOptions) -> String {
+/// The `config.pbtxt` of `info` served as `name`: the tensors' names, types and dims as the
+/// model declares them.
+///
+/// # Errors
+/// When a tensor's element type has no Triton type.
+pub fn config_text(info: &ModelInfo, name: &str, options: &TritonOptions) -> Result<String> {
     // Triton batches along the first dimension when it is symbolic in both tensors.
     let batched = options.max_batch_size > 0
         && info.input.shape.first() == Some(&None)
@@ -91,8 +129,8 @@ pub fn config_text(info: &ModelInfo, name: &str, options: &TritonOptions) -> Str
     let mut text = format!(
         "name: \"{name}\"\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: {}\ninput [\n{}\n]\noutput [\n{}\n]\n",
         if batched { options.max_batch_size } else { 0 },
-        tensor_entry(&info.input, batched, None),
-        tensor_entry(&info.output, batched, labels),
+        tensor_entry(&info.input, batched, None, &info.path)?,
+        tensor_entry(&info.output, batched, labels, &info.path)?,
     );
     if let (Some(delay), true) = (options.dynamic_batching, batched) {
         let _ = writeln!(
@@ -100,7 +138,7 @@ pub fn config_text(info: &ModelInfo, name: &str, options: &TritonOptions) -> Str
             "dynamic_batching {{\n  max_queue_delay_microseconds: {delay}\n}}"
         );
     }
-    text
+    Ok(text)
 }
 
 const LABELS: &str = "labels.txt";
@@ -127,7 +165,7 @@ pub fn write_repository(model: &Path, repo: &Path, options: &TritonOptions) -> R
     };
     check_name(&name)?;
     let dir = repo.join(&name);
-    let config = config_text(&info, &name, options);
+    let config = config_text(&info, &name, options)?;
     let write =
         |path: PathBuf, bytes: &[u8]| crate::files::write_atomic(&path, bytes).map_err(io(&path));
     write(dir.join("1").join("model.onnx"), &bytes)?;

@@ -2,8 +2,10 @@
 //! `model_config_pb2` that PyPI's `tritonclient` ships (with protobuf's strict text parser, so an
 //! unknown field fails), and every field is compared with the ONNX file.
 
+use prost::Message;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tract_onnx::pb;
 
 const TRITONCLIENT: &str = "tritonclient==2.73.0";
 /// The protobuf runtime that tritonclient 2.73.0's generated code asks for.
@@ -154,4 +156,117 @@ fn a_triton_repository_matches_the_model_field_by_field() {
         ..runtime::triton::TritonOptions::default()
     };
     assert!(runtime::triton::write_repository(&model, repo.path(), &bad).is_err());
+}
+
+/// The tiny classifier taking uint8 pixels (cast to float inside) in a fixed batch of 1.
+fn uint8_fixed_batch_model(dir: &Path) -> PathBuf {
+    use pb::tensor_shape_proto::dimension::Value;
+    let bytes = std::fs::read(fixture("tiny_classifier.onnx")).expect("the fixture");
+    let mut model = pb::ModelProto::decode(bytes.as_slice()).expect("an ONNX model");
+    let graph = model.graph.as_mut().expect("a graph");
+    let float_input = graph.input[0].name.clone();
+    graph.node.insert(
+        0,
+        pb::NodeProto {
+            op_type: "Cast".into(),
+            name: "to_float".into(),
+            input: vec!["pixels".into()],
+            output: vec![float_input],
+            attribute: vec![pb::AttributeProto {
+                name: "to".into(),
+                r#type: pb::attribute_proto::AttributeType::Int as i32,
+                i: pb::tensor_proto::DataType::Float as i64,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let tensor =
+        |value: &mut pb::ValueInfoProto| match value.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            Some(pb::type_proto::Value::TensorType(t)) => {
+                t.shape.as_mut().expect("a shape").dim[0].value = Some(Value::DimValue(1));
+                t.elem_type
+            }
+            _ => panic!("a tensor"),
+        };
+    graph.input[0].name = "pixels".into();
+    if let Some(pb::type_proto::Value::TensorType(t)) = graph.input[0]
+        .r#type
+        .as_mut()
+        .and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = pb::tensor_proto::DataType::Uint8 as i32;
+    }
+    assert_eq!(tensor(&mut graph.input[0]), 2);
+    assert_eq!(tensor(&mut graph.output[0]), 1);
+    let path = dir.join("tiny_u8.onnx");
+    std::fs::write(&path, model.encode_to_vec()).expect("writing the model");
+    path
+}
+
+/// `runtime triton-repo` on a model with uint8 input and a fixed batch: the types are the
+/// model's and the batch stays in the dims.
+#[test]
+fn the_cli_writes_the_model_types_and_a_fixed_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = uint8_fixed_batch_model(dir.path());
+    let repo = dir.path().join("repo");
+    let out = Command::new(env!("CARGO_BIN_EXE_runtime"))
+        .arg("triton-repo")
+        .arg(&model)
+        .arg(&repo)
+        .args(["--name", "tiny_u8", "--dynamic-batching", "100"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("tiny_u8"), "{stderr}");
+    let written = repo.join("tiny_u8/config.pbtxt");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(&written).unwrap()
+    );
+    let config = parsed_by_triton(&written);
+    assert_eq!(config["max_batch_size"], 0, "the batch is fixed");
+    assert_eq!(
+        config["input"][0],
+        serde_json::json!(["pixels", "TYPE_UINT8", [1, 3, 8, 8]])
+    );
+    assert_eq!(
+        config["output"][0],
+        serde_json::json!(["probabilities", "TYPE_FP32", [1, 3], "labels.txt"])
+    );
+    assert_eq!(config["dynamic_batching"], false);
+    assert_eq!(
+        std::fs::read(repo.join("tiny_u8/1/model.onnx")).unwrap(),
+        std::fs::read(&model).unwrap()
+    );
+
+    // A type Triton has none for is refused, naming the file and the tensor.
+    let bytes = std::fs::read(&model).unwrap();
+    let mut odd = pb::ModelProto::decode(bytes.as_slice()).unwrap();
+    if let Some(pb::type_proto::Value::TensorType(t)) = odd.graph.as_mut().unwrap().input[0]
+        .r#type
+        .as_mut()
+        .and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = pb::tensor_proto::DataType::Complex64 as i32;
+    }
+    let odd_path = dir.path().join("complex.onnx");
+    std::fs::write(&odd_path, odd.encode_to_vec()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_runtime"))
+        .arg("triton-repo")
+        .arg(&odd_path)
+        .arg(&repo)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("complex.onnx")
+            && stderr.contains("pixels")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
