@@ -891,10 +891,22 @@ mod image_tests {
 mod exif_tests {
     use super::*;
 
-    /// A JPEG with an EXIF APP1 segment saying "rotate 90 degrees clockwise" (orientation 6).
-    fn rotated_jpeg(width: u32, height: u32) -> Vec<u8> {
+    /// Four colours, one a quadrant: any rotation or mirroring moves them.
+    const QUADRANTS: [[u8; 3]; 4] = [[220, 30, 30], [30, 200, 30], [30, 30, 220], [230, 230, 230]];
+
+    /// A `width x height` image whose quadrants are [`QUADRANTS`] (top-left, top-right,
+    /// bottom-left, bottom-right).
+    fn quadrants(width: u32, height: u32) -> image::RgbImage {
+        image::RgbImage::from_fn(width, height, |x, y| {
+            let q = usize::from(x >= width / 2) + 2 * usize::from(y >= height / 2);
+            image::Rgb(QUADRANTS[q])
+        })
+    }
+
+    /// `image` as a JPEG with an EXIF APP1 segment giving `orientation`.
+    fn jpeg_with_orientation(image: &image::RgbImage, orientation: u8) -> Vec<u8> {
         let mut jpeg = Vec::new();
-        image::DynamicImage::new_rgb8(width, height)
+        image
             .write_to(
                 &mut std::io::Cursor::new(&mut jpeg),
                 image::ImageFormat::Jpeg,
@@ -905,7 +917,7 @@ mod exif_tests {
         tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
         tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
         tiff.extend_from_slice(&1u32.to_le_bytes()); // count
-        tiff.extend_from_slice(&[6, 0, 0, 0]); // value 6, padded
+        tiff.extend_from_slice(&[orientation, 0, 0, 0]); // the value, padded
         tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
         let mut app1 = b"Exif\0\0".to_vec();
         app1.extend_from_slice(&tiff);
@@ -917,9 +929,57 @@ mod exif_tests {
         out
     }
 
+    /// The index into [`QUADRANTS`] of the colour nearest `pixel`.
+    fn quadrant_colour(pixel: &image::Rgb<u8>) -> usize {
+        let distance = |c: &[u8; 3]| -> i32 {
+            c.iter()
+                .zip(pixel.0)
+                .map(|(&a, b)| (i32::from(a) - i32::from(b)).pow(2))
+                .sum()
+        };
+        (0..4).min_by_key(|&q| distance(&QUADRANTS[q])).unwrap()
+    }
+
+    /// Every EXIF orientation turns the picture upright: for each, where the stored image's
+    /// quadrants must end up (EXIF 2.3, tag 0x0112: 2 mirrors left-right, 3 turns 180 degrees, 4
+    /// mirrors top-bottom, 5 mirrors along the main diagonal, 6 turns 90 degrees clockwise, 7
+    /// mirrors along the other diagonal, 8 turns 90 degrees anticlockwise).
     #[test]
-    fn exif_orientation_is_applied() {
-        let img = decode_image_bytes(&rotated_jpeg(20, 10)).unwrap();
-        assert_eq!((img.width(), img.height()), (10, 20));
+    fn every_exif_orientation_is_applied() {
+        let (w, h) = (48u32, 32u32);
+        let stored = quadrants(w, h);
+        for orientation in 1..=8u8 {
+            let upright = decode_image_bytes(&jpeg_with_orientation(&stored, orientation))
+                .unwrap()
+                .to_rgb8();
+            let turned = orientation >= 5;
+            let (dw, dh) = if turned { (h, w) } else { (w, h) };
+            assert_eq!(upright.dimensions(), (dw, dh), "orientation {orientation}");
+            // The stored pixel that shows at (x, y) of the upright picture.
+            let source = |x: u32, y: u32| match orientation {
+                1 => (x, y),
+                2 => (w - 1 - x, y),
+                3 => (w - 1 - x, h - 1 - y),
+                4 => (x, h - 1 - y),
+                5 => (y, x),
+                6 => (y, h - 1 - x),
+                7 => (w - 1 - y, h - 1 - x),
+                _ => (w - 1 - y, x),
+            };
+            // The centre of each quadrant of the upright picture.
+            for (x, y) in [
+                (dw / 4, dh / 4),
+                (3 * dw / 4, dh / 4),
+                (dw / 4, 3 * dh / 4),
+                (3 * dw / 4, 3 * dh / 4),
+            ] {
+                let (sx, sy) = source(x, y);
+                assert_eq!(
+                    quadrant_colour(upright.get_pixel(x, y)),
+                    quadrant_colour(stored.get_pixel(sx, sy)),
+                    "orientation {orientation}, upright pixel ({x}, {y})"
+                );
+            }
+        }
     }
 }
