@@ -7,6 +7,7 @@ peak resident memory. Where two rows compare against the same runs (ort against 
 tract), those runs are shared, interleaved with both.
 """
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -51,6 +52,41 @@ def timed(cmd):
 
 def last_json(text):
     return json.loads(text.strip().splitlines()[-1])
+
+
+def read_answers(path, ours):
+    """{file: (label, probability)} of a classify run's CSV: ours (with a header and a status
+    column), or the peer's (path,label,probability)."""
+    answers = {}
+    with open(path, newline="") as f:
+        rows = csv.reader(f)
+        if ours:
+            head = next(rows)
+            at = {k: head.index(k) for k in ("path", "status", "label_1", "probability_1")}
+        for row in rows:
+            if ours:
+                if row[at["status"]] == "ok":
+                    answers[row[at["path"]]] = (row[at["label_1"]], float(row[at["probability_1"]]))
+            else:
+                answers[row[0]] = (row[1], float(row[2]))
+    return answers
+
+
+def check_same_answers(name, work):
+    """The classify runs' answers on the same files: our two engines the same to 1e-4 (one
+    preprocessing, two engines); the peer (PIL's decoders and resize) on the same top-1 class for
+    at least 90 % of the files, and within 0.05 of our probability where it is. Fails the run."""
+    ort, tract = (read_answers(os.path.join(work, f"{e}.csv"), True) for e in ("ort", "tract"))
+    peer = read_answers(os.path.join(work, "peer.csv"), False)
+    assert ort.keys() == tract.keys() == peer.keys() and ort, f"{name}: the runs classified different files"
+    for path, (label, prob) in ort.items():
+        assert tract[path][0] == label and abs(tract[path][1] - prob) < 1e-4, f"{name}: ort and tract differ on {path}"
+    same = [path for path, (label, _) in ort.items() if peer[path][0] == label]
+    share = len(same) / len(ort)
+    worst = max(abs(peer[p][1] - ort[p][1]) for p in same) if same else 1.0
+    print(f"{name}: the peer names our top-1 class for {share:.1%} of {len(ort)} files; "
+          f"largest probability difference {worst:.4f}", file=sys.stderr)
+    assert share >= 0.9 and worst < 0.05, f"{name}: the peer's answers differ from ours"
 
 
 def make_images(folder, count, seed=3):
@@ -266,7 +302,7 @@ def main():
             for name, model in onnx.items():
                 def ours(engine):
                     _, wall, rss = timed([runtime, "classify", model, images, "--engine", engine, "--provider", "cpu",
-                                          "--batch", "32", "--format", "csv", "--output", os.path.join(work, "out.csv")])
+                                          "--batch", "32", "--format", "csv", "--output", os.path.join(work, f"{engine}.csv")])
                     return {"fps": n / wall, "rss": rss}
 
                 def python_peer():
@@ -275,6 +311,7 @@ def main():
                     return {"fps": n / wall, "rss": rss}
 
                 o, t, p = interleave(size["repeats"], lambda: ours("ort"), lambda: ours("tract"), python_peer)
+                check_same_answers(name, work)
                 for engine, runs in (("ort", o), ("tract", t)):
                     table.add(f"classify a folder of {n} mixed images, {name}", "files/s", "fps",
                               f"runtime classify ({engine})", runs, "PIL + onnxruntime", p)

@@ -70,7 +70,13 @@ def classify(args):
     batch_paths, arrays = [], []
     for path in paths:
         try:
-            img = Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR)
+            img = Image.open(path).convert("RGB")
+            # The largest centred crop of the model's aspect ratio, then resized (as the runtime
+            # does, and as torchvision's Resize + CenterCrop would).
+            w, h = img.size
+            cw, ch = (max(1, h * width // height), h) if w * height > h * width else (w, max(1, w * height // width))
+            left, top = (w - cw) // 2, (h - ch) // 2
+            img = img.crop((left, top, left + cw, top + ch)).resize((width, height), Image.BILINEAR)
         except Exception as e:  # a user's script reports the file and goes on
             failed += 1
             print(f"{path}: {e}", file=sys.stderr)
