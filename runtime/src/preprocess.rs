@@ -446,6 +446,9 @@ pub enum ImageError {
     /// The file stops before its format's end marker: a decoder would fill the rest in.
     #[error("truncated: the {0} data ends before its end marker")]
     Truncated(&'static str),
+    /// The image has no pixels: a width or height of 0.
+    #[error("the image is {0}x{1} pixels: there is nothing to classify")]
+    NoPixels(u32, u32),
 }
 
 /// Largest image file read, in bytes.
@@ -504,6 +507,9 @@ pub fn decode_image_bytes(bytes: &[u8]) -> Result<image::DynamicImage, ImageErro
     let mut decoder = reader.into_decoder()?;
     let orientation = decoder.orientation()?;
     let mut img = image::DynamicImage::from_decoder(decoder)?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(ImageError::NoPixels(img.width(), img.height()));
+    }
     img.apply_orientation(orientation);
     Ok(img)
 }
@@ -526,9 +532,13 @@ pub fn load_planar(path: &Path, height: usize, width: usize) -> Result<Vec<u8>, 
 /// than the image squashed. Shrinking by 2x or more averages each output pixel's area of the
 /// image (a box filter, fast and free of aliasing); smaller changes of size are bilinear
 /// (a triangle filter). Grayscale is replicated to three channels, 16-bit samples are reduced to
-/// 8 bits and an alpha channel is dropped (as PIL's `convert("RGB")` does).
+/// 8 bits and an alpha channel is dropped (as PIL's `convert("RGB")` does). An image without
+/// pixels (which [`decode_image`] refuses) gives black.
 pub fn fit_planar(img: &image::DynamicImage, height: usize, width: usize) -> Vec<u8> {
     use image::imageops;
+    if img.width() == 0 || img.height() == 0 {
+        return vec![0; 3 * height * width];
+    }
     let (w, h) = (img.width().max(1), img.height().max(1));
     let (tw, th) = (width as u32, height as u32);
     // The largest crop of the target's aspect ratio that fits in the image.
