@@ -10,6 +10,9 @@
 use runtime::{Classifier, EngineChoice};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A model that makes tract panic is an error naming the file; this keeps the panic's own
+    // message off stderr (the library changes no hook by itself).
+    std::panic::set_hook(runtime::panic_hook(std::panic::take_hook()));
     let mut args = std::env::args().skip(1);
     let model = args.next().ok_or("usage: embed MODEL.onnx IMAGE...")?;
     let mut classifier = Classifier::builder()
