@@ -62,12 +62,21 @@ fn tensor(c: &mut Criterion) {
 fn overlap(c: &mut Criterion) {
     use runtime::data::{read_cifar_bytes, Dataset, RECORD_LEN};
     let classes: Vec<String> = (0..10).map(|i| format!("class{i}")).collect();
-    let noise = |n: usize, seed: u32| -> Vec<u8> {
-        (0..n as u32)
-            .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 24) as u8)
-            .collect()
+    // SplitMix64: no two images alike by chance.
+    let noise = |n: usize, seed: u64| -> Vec<u8> {
+        let mut state = seed;
+        let mut bytes = Vec::with_capacity(n + 8);
+        while bytes.len() < n {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            bytes.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        bytes.truncate(n);
+        bytes
     };
-    let records = |n: usize, seed: u32| -> Vec<u8> {
+    let records = |n: usize, seed: u64| -> Vec<u8> {
         let mut bytes = noise(n * RECORD_LEN, seed);
         for (i, record) in bytes.chunks_exact_mut(RECORD_LEN).enumerate() {
             record[0] = (i % 10) as u8;
