@@ -162,7 +162,7 @@ impl ClassifierBuilder {
         };
         let (engine, notes) = engine::load(
             self.engine,
-            (bytes, &info),
+            (bytes, info.opset),
             name,
             settings,
             providers,

@@ -6,7 +6,6 @@ pub mod ort_library;
 mod tract;
 
 use crate::error::{Error, Result};
-use crate::model_info::ModelInfo;
 use std::path::Path;
 
 /// A panic hook, as `std::panic::set_hook` takes it.
@@ -173,15 +172,15 @@ fn check_opset(engine: &'static str, opset: Option<i64>, known: i64, path: &Path
 /// for the user: why ONNX Runtime (under `Auto`) or a provider was passed over.
 pub(crate) fn load(
     choice: EngineChoice,
-    model: (&[u8], &ModelInfo),
+    model: (&[u8], Option<i64>),
     path: &Path,
     settings: Settings,
     providers: &[Provider],
     ort_library: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
-    let (bytes, info) = model;
+    let (bytes, opset) = model;
     let load_tract = || -> Result<Box<dyn Engine>> {
-        check_opset("tract", info.opset, tract::newest_opset(), path)?;
+        check_opset("tract", opset, tract::newest_opset(), path)?;
         Ok(Box::new(tract::TractEngine::load(
             bytes,
             path,
@@ -208,14 +207,13 @@ pub(crate) fn load(
 
 #[cfg(feature = "ort")]
 fn load_ort(
-    (bytes, info): (&[u8], &ModelInfo),
+    model: (&[u8], Option<i64>),
     path: &Path,
     settings: Settings,
     providers: &[Provider],
     library: Option<&Path>,
 ) -> Result<(Box<dyn Engine>, Vec<String>)> {
-    let (engine, notes) =
-        onnxruntime::OrtEngine::load((bytes, info.opset), path, settings, providers, library)?;
+    let (engine, notes) = onnxruntime::OrtEngine::load(model, path, settings, providers, library)?;
     let notes = notes
         .into_iter()
         .map(|n| format!("execution provider {n}"))
@@ -225,7 +223,7 @@ fn load_ort(
 
 #[cfg(not(feature = "ort"))]
 fn load_ort(
-    _: (&[u8], &ModelInfo),
+    _: (&[u8], Option<i64>),
     _: &Path,
     _: Settings,
     _: &[Provider],
