@@ -11,7 +11,9 @@
 # and fails, as the replays of `cargo test` alone then cover the saved inputs.
 set -euo pipefail
 cd "$(dirname "$0")"
-export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/cifar-onnx-fuzz-target}"
+# The fuzz workspace's own target folder (its builds take other compiler flags than the main
+# one's), unless FUZZ_TARGET_DIR says otherwise.
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target}"
 seconds="${FUZZ_SECONDS:-60}"
 out="${FUZZ_OUT:-$(mktemp -d)}"
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# One build for both README commands: every dependency that `cargo test --workspace` compiles is the
-# one `cargo run -p trainer` compiled (same crate, same features, same file), so after the main job
-# the tests compile only the workspace's own crates. Fails naming the dependencies that would be
-# compiled again (see workspace-hack/Cargo.toml for the fix).
+# One build for the README's commands: every dependency that `cargo test --workspace` compiles, and
+# that the benchmark command (`tests/bench/run.sh`, which builds the trainer's and the runtime's
+# binaries) compiles, is the one `cargo run -p trainer` compiled (same crate, same features, same
+# file), so after the main job the tests and the benchmark compile only the workspace's own crates.
+# Fails naming the dependencies that would be compiled again (see workspace-hack/Cargo.toml for the
+# fix).
 #
 #   bash tests/one_build.sh     (builds both when needed; seconds when they are up to date)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cifar-onnx-target}"
+# cargo's own target folder, shared with the README's commands, unless CARGO_TARGET_DIR says otherwise.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 artifacts() {
     python3 -c '
@@ -19,14 +22,21 @@ for line in sys.stdin:
 ' | sort -u
 }
 
-run=$(mktemp) test=$(mktemp)
-trap 'rm -f "$run" "$test"' EXIT
+run=$(mktemp) test=$(mktemp) bench=$(mktemp)
+trap 'rm -f "$run" "$test" "$bench"' EXIT
 cargo build --quiet -p trainer --bin trainer --message-format=json | artifacts >"$run"
 cargo test --quiet --workspace --no-run --message-format=json 2>/dev/null | artifacts >"$test"
-again=$(comm -23 "$test" "$run")
-if [ -n "$again" ]; then
-    echo "one_build: cargo test --workspace would compile these dependencies again after cargo run -p trainer:" >&2
-    echo "$again" | cut -d' ' -f1,2 >&2
-    exit 1
-fi
-echo "one_build: the test build reuses all $(wc -l <"$test") dependency artifacts of the run build"
+# What tests/bench/run.sh builds.
+cargo build --quiet -p trainer -p runtime --bins --message-format=json | artifacts >"$bench"
+failed=0
+for build in test bench; do
+    again=$(comm -23 "${!build}" "$run")
+    if [ -n "$again" ]; then
+        echo "one_build: the $build build would compile these dependencies again after cargo run -p trainer:" >&2
+        echo "$again" | cut -d' ' -f1,2 >&2
+        failed=1
+    else
+        echo "one_build: the $build build reuses all $(wc -l <"${!build}") dependency artifacts of the run build"
+    fi
+done
+exit $failed

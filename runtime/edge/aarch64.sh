@@ -7,7 +7,8 @@
 # Installs what it needs: the Rust target (rustup), gcc-aarch64-linux-gnu and qemu-user (apt).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cifar-onnx-target}"
+# cargo's own target folder, shared with the README's commands, unless CARGO_TARGET_DIR says otherwise.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 target=aarch64-unknown-linux-gnu
 
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"

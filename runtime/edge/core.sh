@@ -9,7 +9,8 @@
 # Run from the repository root: bash runtime/edge/core.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cifar-onnx-target}"
+# cargo's own target folder, shared with the README's commands, unless CARGO_TARGET_DIR says otherwise.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 forbidden='^(fork|vfork|execv|execve|execvp|execvpe|posix_spawn|posix_spawnp|system|popen|socket|connect|getaddrinfo)$'
 imports() { nm -D --undefined-only "$1" | awk '{print $2}' | sed 's/@.*//' | sort -u; }

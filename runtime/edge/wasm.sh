@@ -7,7 +7,8 @@
 # Installs what it needs: Debian's chromium (apt), playwright-core (npm), and what build.sh needs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cifar-onnx-target}"
+# cargo's own target folder, shared with the README's commands, unless CARGO_TARGET_DIR says otherwise.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 if ! command -v chromium >/dev/null; then
     apt-get update -qq

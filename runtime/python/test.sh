@@ -7,7 +7,8 @@
 #   bash runtime/python/test.sh -k ray -s  (one test, with its measurements printed)
 set -euo pipefail
 cd "$(dirname "$0")"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cifar-onnx-target}"
+# cargo's own target folder, shared with the README's commands, unless CARGO_TARGET_DIR says otherwise.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd ../.. && pwd)/target}"
 venv="${CIFAR_ONNX_TOOLS:-$HOME/.cache/cifar-onnx-tools}/python-venv"
 
 if ! cmp -s requirements-test.txt "$venv/requirements.txt" 2>/dev/null; then

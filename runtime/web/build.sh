@@ -12,7 +12,8 @@ set -euo pipefail
 out=$(realpath -m "${1:-$(dirname "$0")/site}")
 model=${2:+$(realpath "$2")}
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cifar-onnx-target}"
+# cargo's own target folder, shared with the README's commands, unless CARGO_TARGET_DIR says otherwise.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 target=wasm32-unknown-unknown
 # Replace a site this script built before; never empty a folder that holds anything else.
 if [ -d "$out" ] && [ -n "$(ls -A "$out")" ] && ! [ -f "$out/index.html" -a -d "$out/pkg" ]; then

@@ -10,7 +10,8 @@
 # tests/bench/bench.py, which prints a markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cifar-onnx-target}"
+# cargo's own target folder, shared with the README's commands, unless CARGO_TARGET_DIR says otherwise.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 venv="${CIFAR_ONNX_TOOLS:-$HOME/.cache/cifar-onnx-tools}/bench-venv"
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }

@@ -9,7 +9,8 @@
 # Installs qemu-user (apt) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cifar-onnx-target}"
+# cargo's own target folder, shared with the README's commands, unless CARGO_TARGET_DIR says otherwise.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 if ! command -v qemu-x86_64 >/dev/null; then
     apt-get update -qq
