@@ -28,6 +28,9 @@ pub struct Checkpointing {
     pub every: usize,
     /// Continue from the newest checkpoint instead of starting afresh.
     pub resume: bool,
+    /// Keep the checkpoints once the model's files are written. By default they are removed
+    /// then, as they only serve to continue a run that did not finish.
+    pub keep: bool,
 }
 
 /// How the binaries drive a run: progress shown or not, checkpoints, a stop flag.
@@ -48,6 +51,23 @@ impl Driving {
             crate::checkpoint::Checkpoints::new(checkpoint_dir(models_dir, name)).clear()?;
         }
         Ok(())
+    }
+
+    /// Once the run `name` has written its files: removes its checkpoints unless they are to be
+    /// kept; the folder that holds them, when kept.
+    fn finish(&self, models_dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+        let Some(checkpointing) = self.checkpoints else {
+            return Ok(None);
+        };
+        let dir = checkpoint_dir(models_dir, name);
+        if checkpointing.keep {
+            return Ok(dir.is_dir().then_some(dir));
+        }
+        crate::checkpoint::Checkpoints::new(&dir).clear()?;
+        match std::fs::remove_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&dir, e)),
+            _ => Ok(None),
+        }
     }
 
     /// The training loop's [`Control`] for the run `name` whose files go to `models_dir`;
@@ -262,11 +282,19 @@ pub struct Artifacts {
     /// How the model was made (`<name>.config.json`).
     pub config: PathBuf,
     pub final_accuracy: f64,
+    /// The run's checkpoints, when kept (see [`Checkpointing::keep`]).
+    pub checkpoints: Option<PathBuf>,
 }
 
 /// Trains the CNN on `splits`, exports it and saves Burn's own test-set predictions and the run's
-/// configuration beside it.
+/// configuration beside it; then removes its checkpoints unless they are to be kept.
 pub fn train_and_export(run: &TrainRun, splits: &Splits) -> Result<Artifacts> {
+    let mut made = train_and_export_keeping_checkpoints(run, splits)?;
+    made.checkpoints = run.driving.finish(&run.models_dir, &run.name)?;
+    Ok(made)
+}
+
+fn train_and_export_keeping_checkpoints(run: &TrainRun, splits: &Splits) -> Result<Artifacts> {
     run.validate()?;
     run.driving.start_afresh(&run.models_dir, &run.name)?;
     let mut model = run.model.clone();
@@ -389,8 +417,17 @@ pub fn vgg16_model(run: &Vgg16Run, num_classes: usize) -> Result<(Vgg16Base, Vgg
 }
 
 /// Trains the VGG16 transfer model on `splits`, exports the whole classifier and saves Burn's
-/// test-set predictions beside it.
+/// test-set predictions beside it; then removes its checkpoints unless they are to be kept.
 pub fn train_vgg16_and_export(run: &Vgg16Run, splits: &Splits) -> Result<(Artifacts, CacheReport)> {
+    let (mut made, cache) = train_vgg16_keeping_checkpoints(run, splits)?;
+    made.checkpoints = run.driving.finish(&run.models_dir, &run.name)?;
+    Ok((made, cache))
+}
+
+fn train_vgg16_keeping_checkpoints(
+    run: &Vgg16Run,
+    splits: &Splits,
+) -> Result<(Artifacts, CacheReport)> {
     let (base, config) = vgg16_model(run, splits.train.classes.len())?;
     run.driving.start_afresh(&run.models_dir, &run.name)?;
     struct Work<'a>(&'a Vgg16Run, &'a Splits, &'a Vgg16Base, &'a Vgg16Config);
@@ -561,6 +598,7 @@ fn save<M, R: RunFiles>(
         curves,
         config,
         final_accuracy: history.epochs.last().map_or(0.0, |e| e.val_accuracy),
+        checkpoints: None,
     })
 }
 
@@ -688,15 +726,20 @@ pub fn run(config: &PipelineConfig, splits: &Splits) -> Result<PipelineReport> {
         }
         Ok(())
     };
+    // Each run's checkpoints stay until the whole job is done: a --resume after a stop in a later
+    // stage continues from them instead of training the model again.
     let mut artifacts = Vec::new();
+    let mut finish = Vec::new();
     let mut cache = None;
     if let Some(run) = &config.cnn {
-        artifacts.push(train_and_export(run, splits)?);
+        artifacts.push(train_and_export_keeping_checkpoints(run, splits)?);
+        finish.push((&run.driving, &run.models_dir, &run.name));
     }
     if let Some(run) = &config.vgg16 {
         stop_before("training VGG16")?;
-        let (made, report) = train_vgg16_and_export(run, splits)?;
+        let (made, report) = train_vgg16_keeping_checkpoints(run, splits)?;
         artifacts.push(made);
+        finish.push((&run.driving, &run.models_dir, &run.name));
         cache = Some(report);
     }
     stop_before("the verification")?;
@@ -739,6 +782,9 @@ pub fn run(config: &PipelineConfig, splits: &Splits) -> Result<PipelineReport> {
         .iter()
         .flat_map(|r| r.problems(config.verify.tolerance))
         .collect();
+    for (made, (driving, models_dir, name)) in artifacts.iter_mut().zip(finish) {
+        made.checkpoints = driving.finish(models_dir, name)?;
+    }
     Ok(PipelineReport {
         artifacts,
         cache,
@@ -839,6 +885,7 @@ mod tests {
             checkpoints: Some(Checkpointing {
                 every: 5,
                 resume: false,
+                keep: false,
             }),
             ..Driving::default()
         };

@@ -1,6 +1,6 @@
-//! What a pipeline run leaves on disk takes the permissions the user's umask gives, as files made
-//! by any other program would: the data it generates, the models, their variants and side files,
-//! the checkpoints.
+//! What a run leaves on disk: files with the permissions the user's umask gives, as any other
+//! program's (the data it generates, the models, their variants and side files), and no
+//! checkpoints once it has finished unless asked for them.
 
 #[cfg(unix)]
 #[test]
@@ -54,8 +54,9 @@ fn a_pipeline_run_writes_with_the_umask_mode() {
             seen += 1;
         }
     }
-    // The models, three variants, their reports, the checkpoints, the data: all looked at.
+    // The models, three variants, their reports, the data: all looked at; no checkpoints left.
     let models = dir.path().join("models");
+    assert!(!models.join("cnn.checkpoints").exists());
     for name in [
         "cnn.onnx",
         "cnn.int8-static.onnx",
@@ -66,4 +67,44 @@ fn a_pipeline_run_writes_with_the_umask_mode() {
         assert!(models.join(name).is_file(), "{name} was not written");
     }
     assert!(seen > 20, "{seen} files and folders");
+}
+
+/// `--keep-checkpoints` keeps a finished run's checkpoints, and says where they are.
+#[test]
+fn checkpoints_are_kept_when_asked() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let train = |keep: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
+        command
+            .args([
+                "train",
+                "--epochs",
+                "1",
+                "--standin-train",
+                "100",
+                "--standin-test",
+                "20",
+            ])
+            .args(["--device", "cpu", "--quiet", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--models-dir")
+            .arg(dir.path().join("models"));
+        if keep {
+            command.arg("--keep-checkpoints");
+        }
+        let out = command.output().expect("the trainer runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let checkpoints = dir.path().join("models/cnn.checkpoints");
+    let said = train(true);
+    assert!(checkpoints.join("epoch-0001-batch-000000").is_dir());
+    assert!(said.contains("kept the checkpoints in"), "{said}");
+    // Without the flag, a finished run removes them (also those of an earlier run).
+    train(false);
+    assert!(!checkpoints.exists());
 }

@@ -62,7 +62,7 @@ fn cnn_epochs(data: &Path, models: &Path, epochs: usize, extra: &[&str]) -> Comm
             "--epochs",
             &epochs.to_string(),
         ])
-        .args(["--checkpoint-every", "2", "--data"])
+        .args(["--checkpoint-every", "2", "--keep-checkpoints", "--data"])
         .arg(data)
         .arg("--models-dir")
         .arg(models)
@@ -435,6 +435,7 @@ fn a_vgg16_run_killed_in_its_frozen_pass_or_its_epochs_and_resumed_is_the_uninte
                 "50",
                 "--checkpoint-every",
                 "4",
+                "--keep-checkpoints",
             ])
             .args(["--vgg16", &vgg16, "--data"])
             .arg(&data)

@@ -150,6 +150,10 @@ struct CommonArgs {
     /// Also checkpoint every N batches (besides the end of each epoch).
     #[arg(long, default_value_t = 0, value_name = "N")]
     checkpoint_every: usize,
+    /// Keep `<models>/<name>.checkpoints/` once the model's files are written (by default they
+    /// are removed then: they only serve to continue a run that did not finish).
+    #[arg(long)]
+    keep_checkpoints: bool,
 }
 
 impl CommonArgs {
@@ -170,6 +174,7 @@ impl CommonArgs {
             checkpoints: Some(Checkpointing {
                 every: self.checkpoint_every,
                 resume: self.resume,
+                keep: self.keep_checkpoints,
             }),
             stop: stop_flag(),
         }
@@ -368,6 +373,13 @@ fn print_cache(cache: &CacheReport) {
         "frozen features: train {:?}, test {:?} ({:.1} s before the first epoch)",
         cache.train, cache.test, cache.seconds
     );
+    if let Some((folder, bytes)) = &cache.folder {
+        eprintln!(
+            "feature cache: {} holds {:.1} MB (delete the folder to free it; a later run computes what it needs again)",
+            folder.display(),
+            *bytes as f64 / 1e6
+        );
+    }
 }
 
 fn print_artifacts(artifacts: &pipeline::Artifacts) {
@@ -380,6 +392,9 @@ fn print_artifacts(artifacts: &pipeline::Artifacts) {
         artifacts.curves.display(),
         artifacts.config.display()
     );
+    if let Some(dir) = &artifacts.checkpoints {
+        println!("kept the checkpoints in {}", dir.display());
+    }
 }
 
 /// The flag the training loop checks after each batch, set by the first Ctrl-C (or SIGTERM); a

@@ -238,15 +238,34 @@ pub struct CacheReport {
     pub train: CacheUse,
     pub test: CacheUse,
     pub seconds: f64,
+    /// The cache folder and the bytes its files take now (every run's and size's features:
+    /// deleting the folder frees them, and a later run computes what it needs again).
+    #[serde(default)]
+    pub folder: Option<(PathBuf, u64)>,
 }
 
 impl CacheReport {
-    /// What the cache did for `features` (none: it was off), in `seconds`.
-    fn of(features: Option<&(SplitFeatures, SplitFeatures)>, seconds: f64) -> Self {
+    /// What the cache in `dir` did for `features` (none: it was off), in `seconds`.
+    fn of(
+        features: Option<&(SplitFeatures, SplitFeatures)>,
+        seconds: f64,
+        dir: Option<&Path>,
+    ) -> Self {
+        let size = |dir: &Path| -> u64 {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| m.len())
+                .sum()
+        };
         CacheReport {
             train: features.map_or(CacheUse::Off, |f| f.0 .1),
             test: features.map_or(CacheUse::Off, |f| f.1 .1),
             seconds,
+            folder: features.and(dir).map(|d| (d.to_path_buf(), size(d))),
         }
     }
 }
@@ -293,7 +312,7 @@ pub fn train_vgg16<B: TrainBackend>(
         None => None,
     };
     let setup_seconds = start.elapsed().as_secs_f64();
-    let report = CacheReport::of(features.as_ref(), setup_seconds);
+    let report = CacheReport::of(features.as_ref(), setup_seconds, cache.dir.as_deref());
     let mut history = History {
         train_images: train.len(),
         test_images: test.len(),
