@@ -45,6 +45,8 @@
 
 #[cfg(feature = "tools")]
 pub mod batch;
+#[cfg(feature = "tools")]
+pub mod bench;
 mod classifier;
 #[cfg(feature = "tools")]
 pub mod data;

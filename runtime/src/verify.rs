@@ -377,6 +377,20 @@ impl VerifyReport {
         model.with_extension("verify.json")
     }
 
+    /// Writes the report beside its model ([`VerifyReport::path_for`]), atomically; returns where.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn save(&self) -> Result<PathBuf> {
+        let path = Self::path_for(&self.model);
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Input(e.to_string()))?;
+        crate::files::write_atomic(&path, &json).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    }
+
     /// The bounds this report is judged by: the variant's own, else [`Tolerance::exact`] with
     /// `diff`.
     pub fn tolerance(&self, diff: f64) -> Tolerance {
@@ -564,6 +578,43 @@ fn check_engine(
             None,
         ),
     }
+}
+
+/// The test images a model is verified on.
+#[derive(Debug, Clone, Copy)]
+pub enum TestImages<'a> {
+    /// A set already in memory (the trainer's test split).
+    Loaded(&'a Dataset),
+    /// The test split of the data set at this path, or of the one the reference predictions
+    /// name when `None`.
+    Read(Option<&'a Path>),
+}
+
+/// Verifies the model file `model` against the trainer's predictions beside it
+/// ([`reference_path`]: its own, or for a quantized variant the float32 file's) on `images`, with
+/// each of `engines` (ONNX Runtime on the first usable of `providers`). Save the report with
+/// [`VerifyReport::save`]; judge it with [`VerifyReport::problems`].
+///
+/// # Errors
+/// When the predictions or the data cannot be read, or do not belong together (see [`verify`]).
+pub fn verify_model(
+    model: &Path,
+    images: TestImages,
+    engines: &[EngineChoice],
+    providers: &[Provider],
+    batch: usize,
+) -> Result<VerifyReport> {
+    let reference = ReferencePredictions::load(&reference_path(model)?)?;
+    let read;
+    let set = match images {
+        TestImages::Loaded(set) => set,
+        TestImages::Read(data) => {
+            let data = data.unwrap_or(&reference.data);
+            read = crate::data::load(data, crate::data::CifarSplit::Test, reference.side)?.0;
+            &read
+        }
+    };
+    verify(model, set, &reference, engines, providers, batch)
 }
 
 /// Runs `set` through each engine in `engines` (ONNX Runtime on the first usable of `providers`)

@@ -14,7 +14,7 @@ use crate::train::vgg16::{self as vgg16_training, CacheOptions, CacheReport};
 use crate::train::{self, CheckpointPlan, Control, TrainConfig, Trained};
 use runtime::data::{CifarSplit, Dataset};
 use runtime::quantize::{Calibration, QuantizeOptions, Variant};
-use runtime::verify::{ReferencePredictions, VerifyReport};
+use runtime::verify::{ReferencePredictions, TestImages, VerifyReport};
 use runtime::{EngineChoice, Provider};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -833,17 +833,14 @@ pub fn verify(
     providers: &[Provider],
     batch: usize,
 ) -> Result<VerifyReport> {
-    let reference = ReferencePredictions::load(&runtime::verify::reference_path(onnx)?)?;
-    let report = runtime::verify::verify(
+    let report = runtime::verify::verify_model(
         onnx,
-        test,
-        &reference,
+        TestImages::Loaded(test),
         &[EngineChoice::Ort, EngineChoice::Tract],
         providers,
         batch,
     )?;
-    let path = VerifyReport::path_for(onnx);
-    files::write_file(&path, &serde_json::to_vec_pretty(&report)?)?;
+    files::as_one_write(|| report.save())?;
     Ok(report)
 }
 

@@ -13,7 +13,7 @@ use runtime::data::CifarSplit;
 use runtime::output::{header, row, Format, RowContext};
 use runtime::preprocess;
 use runtime::quantize::{Calibration, KeepFloat, Method, QuantizeOptions, Variant};
-use runtime::verify::{ReferencePredictions, VerifyReport};
+use runtime::verify::TestImages;
 use runtime::{ChannelOrder, InputOverrides, Layout};
 use runtime::{Classifier, EngineChoice, Provider};
 use std::path::{Path, PathBuf};
@@ -466,48 +466,25 @@ fn classify(args: &ClassifyArgs) -> anyhow::Result<bool> {
 
 /// The input the benchmarks feed, the same in every engine and in the Python peer
 /// (`tests/bench/peers.py`): a fixed pattern in `[-1, 1)`, no randomness to seed.
-fn bench_input(len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i as u64 * 7919) % 2000) as f32 / 1000.0 - 1.0)
-        .collect()
-}
-
 fn bench(
     classifier: &mut Classifier,
     batches: &[usize],
     runs: usize,
     format: Format,
 ) -> anyhow::Result<()> {
-    // (batch, median seconds of one run) per batch size.
-    let mut medians = Vec::new();
-    for &batch in batches {
-        let batch = batch.max(1);
-        let shape = classifier.input_config().shape(batch);
-        let input = bench_input(shape.iter().product());
-        classifier.run_tensor(&input, batch)?;
-        let mut seconds: Vec<f64> = (0..runs)
-            .map(|_| {
-                let start = std::time::Instant::now();
-                classifier
-                    .run_tensor(&input, batch)
-                    .map(|_| start.elapsed().as_secs_f64())
-            })
-            .collect::<Result<_, _>>()?;
-        seconds.sort_by(f64::total_cmp);
-        medians.push((batch, seconds[seconds.len() / 2]));
-    }
+    let timings = runtime::bench::time_batches(classifier, batches, runs)?;
     let (engine, provider) = (classifier.engine_name(), classifier.provider());
-    let peak_rss_mib = peak_rss_kib().map(|k| k as f64 / 1024.0);
+    let peak_rss_mib = runtime::bench::peak_rss_kib().map(|k| k as f64 / 1024.0);
     match format {
         Format::Jsonl => {
-            for (batch, median) in medians {
+            for t in timings {
                 let row = serde_json::json!({
                     "engine": engine,
                     "provider": provider,
-                    "batch": batch,
-                    "runs": runs,
-                    "median_seconds": median,
-                    "images_per_second": batch as f64 / median,
+                    "batch": t.batch,
+                    "runs": t.runs,
+                    "median_seconds": t.median_seconds,
+                    "images_per_second": t.images_per_second(),
                     "peak_rss_mib": peak_rss_mib,
                 });
                 println!("{row}");
@@ -516,11 +493,12 @@ fn bench(
         _ => {
             println!("| engine | batch | median ms | images/s |");
             println!("|---|---|---|---|");
-            for (batch, median) in medians {
+            for t in timings {
                 println!(
-                    "| {engine} ({provider}) | {batch} | {:.3} | {:.1} |",
-                    1e3 * median,
-                    batch as f64 / median
+                    "| {engine} ({provider}) | {} | {:.3} | {:.1} |",
+                    t.batch,
+                    1e3 * t.median_seconds,
+                    t.images_per_second()
                 );
             }
             if let Some(mib) = peak_rss_mib {
@@ -529,13 +507,6 @@ fn bench(
         }
     }
     Ok(())
-}
-
-/// The process's peak resident set size (Linux: `VmHWM` in `/proc/self/status`).
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 // Over 80 lines: one short arm per subcommand, each mapping its flags onto library calls.
@@ -578,21 +549,14 @@ fn main() -> anyhow::Result<()> {
             tolerance,
             engines,
         } => {
-            let reference_path = runtime::verify::reference_path(&model)?;
-            let reference = ReferencePredictions::load(&reference_path)?;
-            let data = data.unwrap_or_else(|| reference.data.clone());
-            let (set, _) = runtime::data::load(&data, CifarSplit::Test, reference.side)?;
-            let report = runtime::verify::verify(
+            let report = runtime::verify::verify_model(
                 &model,
-                &set,
-                &reference,
+                TestImages::Read(data.as_deref()),
                 &engines,
                 &providers.list,
                 batch,
             )?;
-            let path = VerifyReport::path_for(&model);
-            runtime::write_atomic(&path, &serde_json::to_vec_pretty(&report)?)
-                .with_context(|| format!("writing {}", path.display()))?;
+            let path = report.save()?;
             println!("{}", report.table());
             println!("wrote {}", path.display());
             let problems = report.problems(tolerance);
@@ -610,7 +574,7 @@ fn main() -> anyhow::Result<()> {
             format,
         } => {
             let mut classifier = load_as_is(&model, engine, &providers, threads)?;
-            bench(&mut classifier, &batch, runs.max(1), format)?;
+            bench(&mut classifier, &batch, runs, format)?;
         }
         Command::TritonRepo {
             model,

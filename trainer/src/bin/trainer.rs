@@ -68,9 +68,9 @@ enum Command {
         train: TrainArgs,
         #[command(flatten)]
         vgg: Vgg16Args,
-        /// Which models to train: cnn, vgg16 or both (comma-separated).
+        /// Which models to train (comma-separated).
         #[arg(long, default_value = "cnn,vgg16", value_delimiter = ',')]
-        models_to_train: Vec<String>,
+        models_to_train: Vec<ModelKind>,
         /// Batch size for the engines' verification runs.
         #[arg(long, default_value_t = 256)]
         verify_batch: usize,
@@ -86,6 +86,15 @@ enum Command {
         #[arg(long, default_value_t = runtime::quantize::DEFAULT_CALIBRATION_IMAGES)]
         calibration_images: usize,
     },
+}
+
+/// A model the pipeline trains.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModelKind {
+    /// The article's small CNN.
+    Cnn,
+    /// The VGG16 transfer model.
+    Vgg16,
 }
 
 #[derive(Args, Clone)]
@@ -476,7 +485,6 @@ fn run() -> anyhow::Result<()> {
         Command::Train(args) => {
             let splits = args.common.load()?;
             let run = args.run();
-            run.validate()?;
             cnn_summary(&run, &splits);
             print_artifacts(&pipeline::train_and_export(&run, &splits)?);
         }
@@ -497,25 +505,17 @@ fn run() -> anyhow::Result<()> {
             quantize,
             calibration_images,
         } => {
-            for m in &models_to_train {
-                anyhow::ensure!(
-                    m == "cnn" || m == "vgg16",
-                    "unknown model {m:?} in --models-to-train: expected cnn and/or vgg16"
-                );
-            }
             let splits = args.common.load()?;
             // The VGG16 file is found (or fetched) before anything trains.
-            let vgg16 = if models_to_train.iter().any(|m| m == "vgg16") {
+            let vgg16 = if models_to_train.contains(&ModelKind::Vgg16) {
                 Some(vgg.run(&args.common)?)
             } else {
                 None
             };
             let cnn = models_to_train
-                .iter()
-                .any(|m| m == "cnn")
+                .contains(&ModelKind::Cnn)
                 .then(|| args.run());
             if let Some(run) = &cnn {
-                run.validate()?;
                 cnn_summary(run, &splits);
             }
             if let Some(run) = &vgg16 {
