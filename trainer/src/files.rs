@@ -1,4 +1,4 @@
-//! Writing the trainer's outputs (a leaf: it imports no other module of the crate).
+//! Writing the trainer's outputs (it imports only `error`).
 //!
 //! Every output is written to a temporary file and renamed into place, so a reader (or a run
 //! killed mid-write) never sees half a file. The writes of the process also take turns with

@@ -1,7 +1,8 @@
 //! Both crates' module graphs are the ones `ARCHITECTURE.md` draws: every `crate::` path goes to
-//! a module on a lower layer, so there is no cycle, and every module has a layer.
+//! a module on a lower layer, so there is no cycle, and every module has a layer; each crate's
+//! drawing has exactly the edges the imports make, no more, no fewer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn workspace() -> PathBuf {
@@ -11,14 +12,34 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// `module -> layer`, from the table under `## <krate>` in `ARCHITECTURE.md`.
-fn layers(krate: &str) -> BTreeMap<String, usize> {
+/// The text under `## <krate>` in `ARCHITECTURE.md`.
+fn section(krate: &str) -> String {
     let text =
         std::fs::read_to_string(workspace().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
-    let section = text
-        .split("\n## ")
+    text.split("\n## ")
         .find(|s| s.starts_with(krate))
-        .unwrap_or_else(|| panic!("no `## {krate}` section in ARCHITECTURE.md"));
+        .unwrap_or_else(|| panic!("no `## {krate}` section in ARCHITECTURE.md"))
+        .to_string()
+}
+
+/// The edges `from --> to` of the mermaid drawing under `## <krate>`.
+fn drawn_edges(krate: &str) -> BTreeSet<(String, String)> {
+    let section = section(krate);
+    let drawing = section
+        .split("```mermaid")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("no mermaid drawing under `## {krate}` in ARCHITECTURE.md"));
+    drawing
+        .lines()
+        .filter_map(|line| line.split_once("-->"))
+        .map(|(from, to)| (from.trim().to_string(), to.trim().to_string()))
+        .collect()
+}
+
+/// `module -> layer`, from the table under `## <krate>` in `ARCHITECTURE.md`.
+fn layers(krate: &str) -> BTreeMap<String, usize> {
+    let section = section(krate);
     let mut layers = BTreeMap::new();
     for line in section.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -114,5 +135,36 @@ fn the_trainer_imports_go_down_the_layers_of_architecture_md() {
 #[test]
 fn the_runtime_imports_go_down_the_layers_of_architecture_md() {
     let wrong = wrong_imports("runtime");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// What the drawing of `krate` draws that the imports lack, and lacks that they make.
+fn wrong_drawing(krate: &str) -> Vec<String> {
+    let imported: BTreeSet<(String, String)> = imports(&workspace().join(krate).join("src"))
+        .into_iter()
+        .map(|(_, from, to)| (from, to))
+        .collect();
+    let drawn = drawn_edges(krate);
+    let mut wrong: Vec<String> = drawn
+        .difference(&imported)
+        .map(|(from, to)| {
+            format!("{krate}: drawn {from} --> {to}, but {from} does not import {to}")
+        })
+        .collect();
+    wrong.extend(imported.difference(&drawn).map(|(from, to)| {
+        format!("{krate}: {from} imports {to}, but the drawing lacks {from} --> {to}")
+    }));
+    wrong
+}
+
+#[test]
+fn the_trainer_drawing_has_the_edges_of_the_imports() {
+    let wrong = wrong_drawing("trainer");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_runtime_drawing_has_the_edges_of_the_imports() {
+    let wrong = wrong_drawing("runtime");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
