@@ -297,7 +297,7 @@ impl Classifier {
             });
         }
         if !self.info.outputs_probabilities {
-            preprocess::softmax_rows(&mut values, classes);
+            crate::scores::softmax_rows(&mut values, classes);
         }
         Ok(values)
     }
@@ -367,7 +367,7 @@ impl Classifier {
     }
 
     fn prediction(&self, row: &[f32]) -> Prediction {
-        let class = preprocess::argmax(row);
+        let class = crate::scores::argmax(row);
         let class_name = self
             .info
             .classes

@@ -62,6 +62,7 @@ mod prediction;
 pub mod preprocess;
 #[cfg(feature = "tools")]
 pub mod quantize;
+pub mod scores;
 #[cfg(feature = "tools")]
 pub mod triton;
 #[cfg(feature = "tools")]

@@ -154,7 +154,7 @@ fn train_export_and_verify_with_ort_and_tract() {
     // The batch dimension is symbolic: batches of 1, 7 and 64 match Burn's probabilities.
     let reference = ReferencePredictions::load(&artifacts.reference).unwrap();
     let mut burn_probs = reference.logits.clone();
-    runtime::preprocess::softmax_rows(&mut burn_probs, 10);
+    runtime::scores::softmax_rows(&mut burn_probs, 10);
     for engine in [EngineChoice::Ort, EngineChoice::Tract] {
         let mut classifier = Classifier::builder()
             .ort_library(&ort_library)

@@ -157,7 +157,7 @@ pub fn loss_and_accuracy(logits: &[f32], labels: &[u8], num_classes: usize) -> (
             .sum::<f64>()
             .ln();
         loss += log_sum - f64::from(row[usize::from(label)] - max);
-        if runtime::preprocess::argmax(row) == usize::from(label) {
+        if runtime::scores::argmax(row) == usize::from(label) {
             correct += 1;
         }
     }
