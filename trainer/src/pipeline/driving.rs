@@ -54,7 +54,12 @@ impl Driving {
 
     /// The training loop's [`Control`] for the run `name` whose files go to `models_dir`;
     /// `after_cuda_failure` resumes from CUDA's checkpoints whatever was asked.
-    pub(super) fn control(&self, models_dir: &Path, name: &str, after_cuda_failure: bool) -> Control {
+    pub(super) fn control(
+        &self,
+        models_dir: &Path,
+        name: &str,
+        after_cuda_failure: bool,
+    ) -> Control {
         Control {
             show_progress: self.show_progress,
             checkpoints: self.checkpoints.map(|c| CheckpointPlan {
