@@ -7,9 +7,9 @@ use runtime::verify::ReferencePredictions;
 use runtime::{Classifier, EngineChoice};
 use tract_onnx::pb;
 use trainer::backend::DeviceChoice;
-use trainer::data::standin::{self, StandinConfig};
 use trainer::model::cnn::CnnConfig;
 use trainer::pipeline::{self, DataSource, TrainRun};
+use trainer::standin::{self, StandinConfig};
 use trainer::train::TrainConfig;
 
 fn run(dir: &std::path::Path, name: &str, epochs: usize, lr: f64) -> TrainRun {

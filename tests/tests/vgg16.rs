@@ -8,11 +8,11 @@ use runtime::{Classifier, EngineChoice, InputConfig};
 use std::path::Path;
 use tract_onnx::pb;
 use trainer::backend::{cpu_device, DeviceChoice};
-use trainer::data::standin::{self, StandinConfig};
 use trainer::model::vgg16::features;
 use trainer::model::vgg16::source::{SourceLayout, Vgg16Base};
 use trainer::model::vgg16::transfer::{Freeze, Vgg16Config};
 use trainer::pipeline::{self, DataSource, Vgg16Run};
+use trainer::standin::{self, StandinConfig};
 use trainer::train::vgg16::{self as vgg16_training, CacheOptions, CacheUse};
 use trainer::train::TrainConfig;
 

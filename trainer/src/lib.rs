@@ -1,11 +1,11 @@
 //! Trains the CIFAR-10 classifiers in Burn and exports them to ONNX.
 //!
 //! The module graph has no cycle; each module imports only modules below it (see
-//! `ARCHITECTURE.md`, checked by `tests/architecture.rs`).
+//! `ARCHITECTURE.md`, checked by `tests/tests/architecture.rs`).
 //!
 //! - [`onnx`]: building ONNX graphs (shared by the exporter and the VGG16 graph surgery);
 //!   [`files`]: writing outputs atomically; [`error`]: the errors of every call.
-//! - [`data`]: the generated CIFAR-10 stand-in (readers are `runtime::data`); [`checkpoint`]:
+//! - [`standin`]: the generated CIFAR-10 stand-in (readers are `runtime::data`); [`checkpoint`]:
 //!   a run's checkpoints on disk.
 //! - [`ops`]: the convolution, dropout and max pooling the models train with (fast on the CPU).
 //! - [`model`]: the networks.
@@ -19,7 +19,6 @@
 pub mod allocator;
 pub mod backend;
 pub mod checkpoint;
-pub mod data;
 pub mod error;
 pub mod export;
 pub mod files;
@@ -30,4 +29,5 @@ pub mod pipeline;
 pub mod plot;
 pub mod progress;
 mod rng;
+pub mod standin;
 pub mod train;

@@ -4,9 +4,9 @@
 mod common;
 
 use trainer::backend::{cpu_device, Cpu};
-use trainer::data::standin::{self, StandinConfig};
 use trainer::model::cnn::CnnConfig;
 use trainer::pipeline::{self, DataSource};
+use trainer::standin::{self, StandinConfig};
 use trainer::train::{self, Keep, TrainConfig};
 
 #[test]

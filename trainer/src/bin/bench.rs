@@ -15,9 +15,9 @@ static ALLOCATOR: trainer::allocator::Allocator = trainer::allocator::Allocator;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use trainer::backend::DeviceChoice;
-use trainer::data::standin::{self, StandinConfig};
 use trainer::model::vgg16::transfer::Freeze;
 use trainer::pipeline::{self, DataSource, Vgg16Run};
+use trainer::standin::{self, StandinConfig};
 use trainer::train::TrainConfig;
 
 #[derive(Parser)]

@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use trainer::backend::DeviceChoice;
-use trainer::data::standin::{self, StandinConfig};
 use trainer::error::{Error, Stopped};
 use trainer::model::cnn::CnnConfig;
 use trainer::model::vgg16::transfer;
@@ -25,6 +24,7 @@ use trainer::model::vgg16::transfer::Freeze;
 use trainer::pipeline::{
     self, Checkpointing, DataSource, Driving, PipelineConfig, TrainRun, VerifyConfig, Vgg16Run,
 };
+use trainer::standin::{self, StandinConfig};
 use trainer::train::vgg16::CacheReport;
 use trainer::train::{self, format_summary, Keep, Optim, TrainConfig};
 

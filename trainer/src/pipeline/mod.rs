@@ -2,7 +2,6 @@
 
 use crate::backend::TrainBackend;
 use crate::backend::{self, DeviceChoice, OnBackend};
-use crate::data::standin::{self, StandinConfig};
 use crate::error::{rate, ConfigError};
 use crate::error::{Error, Result};
 use crate::export;
@@ -10,6 +9,7 @@ use crate::files;
 use crate::model::cnn::CnnConfig;
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Freeze, Vgg16Config, DEFAULT_DROPOUT, DEFAULT_SIDE};
+use crate::standin::{self, StandinConfig};
 use crate::train::vgg16::{self as vgg16_training, CacheOptions, CacheReport};
 use crate::train::{self, CheckpointPlan, Control, TrainConfig, Trained};
 use runtime::data::{CifarSplit, Dataset};
