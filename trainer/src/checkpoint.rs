@@ -160,7 +160,7 @@ impl Checkpoints {
         state: serde_json::Value,
         records: &[(&str, Vec<u8>)],
     ) -> Result<PathBuf, CheckpointError> {
-        crate::files::as_one_write(|| self.save_now(position, state, records))
+        crate::save::as_one_write(|| self.save_now(position, state, records))
     }
 
     fn save_now(

@@ -4,7 +4,7 @@
 //! `ARCHITECTURE.md`, checked by `tests/tests/architecture.rs`).
 //!
 //! - [`onnx`]: building ONNX graphs (shared by the exporter and the VGG16 graph surgery);
-//!   [`files`]: writing outputs atomically; [`error`]: the errors of every call.
+//!   [`save`]: writing outputs atomically; [`error`]: the errors of every call.
 //! - [`standin`]: the generated CIFAR-10 stand-in (readers are `runtime::data`); [`checkpoint`]:
 //!   a run's checkpoints on disk.
 //! - [`ops`]: the convolution, dropout and max pooling the models train with (fast on the CPU).
@@ -21,7 +21,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod error;
 pub mod export;
-pub mod files;
+pub mod save;
 pub mod model;
 pub mod onnx;
 pub mod ops;

@@ -118,7 +118,7 @@ pub fn plot_history(history: &History, path: &Path) -> Result<()> {
     image::codecs::png::PngEncoder::new(&mut png)
         .write_image(&buffer, WIDTH, HEIGHT, image::ExtendedColorType::Rgb8)
         .map_err(|e| failed(format!("encoding the PNG: {e}")))?;
-    crate::files::write_file(path, &png)
+    crate::save::write_file(path, &png)
 }
 
 use image::ImageEncoder;

@@ -416,7 +416,7 @@ fn stop_flag() -> Option<Arc<AtomicBool>> {
         let installed = ctrlc::set_handler(move || {
             if seen.swap(true, Ordering::SeqCst) {
                 eprintln!("\nstopping now; the last checkpoint stays");
-                trainer::files::exit_between_writes(130);
+                trainer::save::exit_between_writes(130);
             }
             eprintln!(
                 "\nstopping after this batch, with a checkpoint (Ctrl-C again to stop at once)"

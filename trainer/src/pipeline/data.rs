@@ -51,7 +51,7 @@ pub(super) fn default_data(data_dir: &Path, standin: &StandinConfig) -> Result<(
             out.display()
         );
         standin::write(&dir, *standin)?;
-        files::write_file(&stamp, wanted.as_bytes())?;
+        save::write_file(&stamp, wanted.as_bytes())?;
     }
     Ok((out, true))
 }

@@ -5,7 +5,7 @@ use crate::backend::{self, DeviceChoice, OnBackend};
 use crate::error::{rate, ConfigError};
 use crate::error::{Error, Result};
 use crate::export;
-use crate::files;
+use crate::save;
 use crate::model::cnn::CnnConfig;
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Freeze, Vgg16Config, DEFAULT_DROPOUT, DEFAULT_SIDE};

@@ -314,7 +314,7 @@ pub(super) fn save<M, R: RunFiles>(
     let (dir, name) = (run.models_dir(), run.name());
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let onnx = dir.join(format!("{name}.onnx"));
-    files::write_file(&onnx, onnx_bytes)?;
+    save::write_file(&onnx, onnx_bytes)?;
     let reference = ReferencePredictions::path_for(&onnx);
     let predictions = ReferencePredictions {
         producer: producer.to_string(),
@@ -325,7 +325,7 @@ pub(super) fn save<M, R: RunFiles>(
         num_classes: splits.test.classes.len(),
         logits: trained.test_logits,
     };
-    files::as_one_write(|| predictions.save(&reference))?;
+    save::as_one_write(|| predictions.save(&reference))?;
     let history_path = dir.join(format!("{name}.history.json"));
     let mut history = trained.history;
     history.warnings = splits.warnings.clone();
@@ -347,7 +347,7 @@ pub(super) fn save<M, R: RunFiles>(
         trainer: env!("CARGO_PKG_VERSION"),
     };
     let config = dir.join(format!("{name}.config.json"));
-    files::write_file(&config, &serde_json::to_vec_pretty(&made_with)?)?;
+    save::write_file(&config, &serde_json::to_vec_pretty(&made_with)?)?;
     Ok(Artifacts {
         onnx,
         reference,

@@ -29,7 +29,7 @@ pub fn write_variant(
     });
     let made = runtime::quantize::quantize(source.bytes, source.path, &options)?;
     let path = variant.path_for(source.path);
-    files::write_file(&path, &made.bytes)?;
+    save::write_file(&path, &made.bytes)?;
     Ok((path, made.bytes.len() as u64, made.summary))
 }
 
@@ -48,7 +48,7 @@ pub fn verify(
         providers,
         batch,
     )?;
-    files::as_one_write(|| report.save())?;
+    save::as_one_write(|| report.save())?;
     Ok(report)
 }
 

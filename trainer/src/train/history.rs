@@ -92,5 +92,5 @@ pub fn format_summary(name: &str, rows: &[(String, String, usize)], frozen: usiz
 /// Saves the history as pretty JSON, atomically.
 pub fn save_history(history: &History, path: &Path) -> Result<()> {
     let json = serde_json::to_vec_pretty(history)?;
-    crate::files::write_file(path, &json)
+    crate::save::write_file(path, &json)
 }

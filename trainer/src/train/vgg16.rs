@@ -95,7 +95,7 @@ fn write_cache(path: &Path, values: &[f32], samples: usize) -> Result<()> {
     for v in values {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    crate::files::write_file(path, &bytes)
+    crate::save::write_file(path, &bytes)
 }
 
 /// What happened to one split's cache.
