@@ -3,7 +3,7 @@
 //! The module graph has no cycle; each module imports only modules below it (see
 //! `ARCHITECTURE.md`, checked by `tests/tests/architecture.rs`).
 //!
-//! - [`onnx`]: building ONNX graphs (shared by the exporter and the VGG16 graph surgery);
+//! - [`onnx_graph`]: building ONNX graphs (shared by the exporter and the VGG16 graph surgery);
 //!   [`save`]: writing outputs atomically; [`error`]: the errors of every call.
 //! - [`standin`]: the generated CIFAR-10 stand-in (readers are `runtime::data`); [`checkpoint`]:
 //!   a run's checkpoints on disk.
@@ -23,7 +23,7 @@ pub mod error;
 pub mod export;
 pub mod save;
 pub mod model;
-pub mod onnx;
+pub mod onnx_graph;
 pub mod ops;
 pub mod pipeline;
 pub mod plot;

@@ -4,8 +4,8 @@
 //! output `probabilities` (`[batch, classes]`, softmax applied in the graph), opset 13, and
 //! `metadata_props` naming the classes and the preprocessing ([`runtime::InputConfig`]).
 
-pub use crate::onnx::OPSET;
-use crate::onnx::{Attr, GraphBuilder};
+pub use crate::onnx_graph::OPSET;
+use crate::onnx_graph::{Attr, GraphBuilder};
 
 use crate::model::cnn::{Cnn, CnnConfig};
 use crate::model::vgg16::features;

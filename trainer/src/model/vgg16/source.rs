@@ -313,7 +313,7 @@ enum WeightSource<'a> {
 /// dimension symbolic), 13 convolutions with their ReLUs and 5 max pools named `blockB_convC` and
 /// `blockB_pool`, output `features`. The original classifier and any layout transpose are gone.
 fn features_graph(widths: &[usize], weights: WeightSource) -> Vec<u8> {
-    use crate::onnx::{Attr, Dim, GraphBuilder};
+    use crate::onnx_graph::{Attr, Dim, GraphBuilder};
     let mut g = GraphBuilder::default();
     let mut x = "input".to_string();
     let mut in_channels = 3;
