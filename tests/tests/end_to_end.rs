@@ -6,7 +6,7 @@ use runtime::quantize::Variant;
 use runtime::verify::ReferencePredictions;
 use runtime::{Classifier, EngineChoice};
 use tract_onnx::pb;
-use trainer::backend::DeviceChoice;
+use trainer::device::DeviceChoice;
 use trainer::model::cnn::CnnConfig;
 use trainer::pipeline::{self, DataSource, TrainRun};
 use trainer::standin::{self, StandinConfig};

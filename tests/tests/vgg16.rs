@@ -7,7 +7,7 @@ use prost::Message;
 use runtime::{Classifier, EngineChoice, InputConfig};
 use std::path::Path;
 use tract_onnx::pb;
-use trainer::backend::{cpu_device, DeviceChoice};
+use trainer::device::{cpu_device, DeviceChoice};
 use trainer::model::vgg16::features;
 use trainer::model::vgg16::source::{SourceLayout, Vgg16Base};
 use trainer::model::vgg16::transfer::{Freeze, Vgg16Config};

@@ -17,11 +17,10 @@
 //! - [`pipeline`]: data, training, export and verification in one call.
 
 pub mod allocator;
-pub mod backend;
 pub mod checkpoint;
+pub mod device;
 pub mod error;
 pub mod export;
-pub mod save;
 pub mod model;
 pub mod onnx_graph;
 pub mod ops;
@@ -29,5 +28,6 @@ pub mod pipeline;
 pub mod plot;
 pub mod progress;
 mod rng;
+pub mod save;
 pub mod standin;
 pub mod train;

@@ -2,21 +2,19 @@
 
 mod common;
 
-use trainer::backend::{self, Device, DeviceChoice};
+use trainer::device::{self, Device, DeviceChoice};
 
 #[test]
 fn auto_falls_back_to_the_cpu_and_cuda_says_why_not() {
-    let probe = backend::probe_cuda();
+    let probe = device::probe_cuda();
     if probe.is_ok() {
         // A machine where CUDA runs: auto picks it.
-        assert_eq!(backend::resolve(DeviceChoice::Auto).unwrap(), Device::Cuda);
+        assert_eq!(device::resolve(DeviceChoice::Auto).unwrap(), Device::Cuda);
         return;
     }
-    assert_eq!(backend::resolve(DeviceChoice::Auto).unwrap(), Device::Cpu);
-    assert_eq!(backend::resolve(DeviceChoice::Cpu).unwrap(), Device::Cpu);
-    let err = backend::resolve(DeviceChoice::Cuda)
-        .unwrap_err()
-        .to_string();
+    assert_eq!(device::resolve(DeviceChoice::Auto).unwrap(), Device::Cpu);
+    assert_eq!(device::resolve(DeviceChoice::Cpu).unwrap(), Device::Cpu);
+    let err = device::resolve(DeviceChoice::Cuda).unwrap_err().to_string();
     assert!(err.contains("CUDA is not usable"), "{err}");
     assert!("auto".parse::<DeviceChoice>() == Ok(DeviceChoice::Auto));
     assert!("tpu".parse::<DeviceChoice>().unwrap_err().contains("tpu"));
@@ -35,7 +33,7 @@ fn auto_falls_back_to_the_cpu_and_cuda_says_why_not() {
 
 #[test]
 fn kernel_cache_follows_settings_files_then_the_cache_home() {
-    use backend::KernelCache;
+    use device::KernelCache;
     use std::ffi::OsString;
     use std::path::Path;
 
@@ -99,6 +97,6 @@ fn kernel_cache_follows_settings_files_then_the_cache_home() {
         KernelCache::Settings(root.path().join("cubecl.toml"))
     );
 
-    assert_eq!(backend::folder_name("NVIDIA H200"), "NVIDIA-H200");
-    assert_eq!(backend::folder_name("  "), "gpu");
+    assert_eq!(device::folder_name("NVIDIA H200"), "NVIDIA-H200");
+    assert_eq!(device::folder_name("  "), "gpu");
 }

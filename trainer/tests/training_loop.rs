@@ -3,7 +3,7 @@
 
 mod common;
 
-use trainer::backend::{cpu_device, Cpu};
+use trainer::device::{cpu_device, Cpu};
 use trainer::model::cnn::CnnConfig;
 use trainer::pipeline::{self, DataSource};
 use trainer::standin::{self, StandinConfig};

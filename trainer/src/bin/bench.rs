@@ -14,7 +14,7 @@ static ALLOCATOR: trainer::allocator::Allocator = trainer::allocator::Allocator;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use trainer::backend::DeviceChoice;
+use trainer::device::DeviceChoice;
 use trainer::model::vgg16::transfer::Freeze;
 use trainer::pipeline::{self, DataSource, Vgg16Run};
 use trainer::standin::{self, StandinConfig};
@@ -72,13 +72,13 @@ fn median_seconds(runs: usize, mut f: impl FnMut()) -> f64 {
 
 /// One training step's convolution work (forward, then the gradients) on `x`.
 fn conv_step(
-    layer: &burn::nn::conv::Conv2d<trainer::backend::Cpu>,
+    layer: &burn::nn::conv::Conv2d<trainer::device::Cpu>,
     x: &burn::tensor::Tensor<burn::backend::Flex, 4>,
     input_grad: bool,
     ours: bool,
 ) {
     use burn::tensor::Tensor;
-    let x = Tensor::<trainer::backend::Cpu, 4>::from_inner(x.clone());
+    let x = Tensor::<trainer::device::Cpu, 4>::from_inner(x.clone());
     let x = if input_grad { x.require_grad() } else { x };
     let y = if ours {
         trainer::ops::conv::forward(layer, x)
@@ -92,7 +92,7 @@ fn conv_table(batch: usize, runs: usize) {
     use burn::nn::conv::Conv2dConfig;
     use burn::nn::PaddingConfig2d;
     use burn::tensor::{Distribution, Tensor};
-    let device = trainer::backend::cpu_device();
+    let device = trainer::device::cpu_device();
     // (name, in, out, side, same padding, input gradient wanted)
     let layers = [
         ("CNN conv1", 3, 32, 32, true, false),
@@ -116,7 +116,7 @@ fn conv_table(batch: usize, runs: usize) {
         };
         let layer = Conv2dConfig::new([c_in, c_out], [3, 3])
             .with_padding(padding)
-            .init::<trainer::backend::Cpu>(&device);
+            .init::<trainer::device::Cpu>(&device);
         let x = Tensor::<burn::backend::Flex, 4>::random(
             [batch, c_in, side, side],
             Distribution::Normal(0.0, 1.0),
@@ -140,7 +140,7 @@ fn conv_table(batch: usize, runs: usize) {
 
 fn main() -> anyhow::Result<()> {
     trainer::allocator::keep_freed_memory();
-    std::panic::set_hook(trainer::backend::panic_hook(runtime::panic_hook(
+    std::panic::set_hook(trainer::device::panic_hook(runtime::panic_hook(
         std::panic::take_hook(),
     )));
     match Cli::parse().command {

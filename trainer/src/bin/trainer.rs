@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use trainer::backend::DeviceChoice;
+use trainer::device::DeviceChoice;
 use trainer::error::{Error, Stopped};
 use trainer::model::cnn::CnnConfig;
 use trainer::model::vgg16::transfer;
@@ -346,7 +346,7 @@ impl Vgg16Args {
 fn cnn_summary(run: &TrainRun, splits: &pipeline::Splits) {
     let mut config = run.model.clone();
     config.num_classes = splits.train.classes.len();
-    let summary_model = config.init::<burn::backend::Flex>(&trainer::backend::cpu_device());
+    let summary_model = config.init::<burn::backend::Flex>(&trainer::device::cpu_device());
     eprintln!(
         "{}",
         format_summary(&run.name, &summary_model.summary(&config), 0)
@@ -370,7 +370,7 @@ fn vgg16_summary(run: &Vgg16Run, splits: &pipeline::Splits) -> anyhow::Result<()
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let device = trainer::backend::cpu_device();
+    let device = trainer::device::cpu_device();
     let summary_model = config.init::<burn::backend::Flex>(&base, &device);
     let (rows, frozen) = summary_model.summary(&config);
     eprintln!("{}", format_summary(&run.name, &rows, frozen));
@@ -434,7 +434,7 @@ fn stop_flag() -> Option<Arc<AtomicBool>> {
 }
 
 fn main() {
-    std::panic::set_hook(trainer::backend::panic_hook(runtime::panic_hook(
+    std::panic::set_hook(trainer::device::panic_hook(runtime::panic_hook(
         std::panic::take_hook(),
     )));
     let outcome = run();

@@ -1,14 +1,14 @@
 //! The whole path in one call: data, training, export, reference predictions, verification.
 
-use crate::backend::TrainBackend;
-use crate::backend::{self, DeviceChoice, OnBackend};
+use crate::device::TrainBackend;
+use crate::device::{self, DeviceChoice, OnBackend};
 use crate::error::{rate, ConfigError};
 use crate::error::{Error, Result};
 use crate::export;
-use crate::save;
 use crate::model::cnn::CnnConfig;
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Freeze, Vgg16Config, DEFAULT_DROPOUT, DEFAULT_SIDE};
+use crate::save;
 use crate::standin::{self, StandinConfig};
 use crate::train::vgg16::{self as vgg16_training, CacheOptions, CacheReport};
 use crate::train::{self, CheckpointPlan, Control, TrainConfig, Trained};

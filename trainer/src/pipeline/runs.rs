@@ -116,7 +116,7 @@ pub(super) fn train_and_export_keeping_checkpoints(
             save(run, splits, &bytes, trained, name)
         }
     }
-    backend::dispatch(run.device, Work(run, splits, &model))
+    device::dispatch(run.device, Work(run, splits, &model))
 }
 
 /// Options of a VGG16 transfer run; written beside its files as `<name>.config.json`.
@@ -253,7 +253,7 @@ pub(super) fn train_vgg16_keeping_checkpoints(
             Ok((artifacts, report))
         }
     }
-    backend::dispatch(run.device, Work(run, splits, &base, &config))
+    device::dispatch(run.device, Work(run, splits, &base, &config))
 }
 
 /// What `<name>.config.json` holds: how the model was made.

@@ -11,8 +11,8 @@ pub use config::*;
 pub use history::*;
 pub use run::fit;
 
-use crate::backend::TrainBackend;
 use crate::checkpoint::{self, Checkpoints, Position};
+use crate::device::TrainBackend;
 use crate::error::{positive, rate, ConfigError};
 use crate::error::{CheckpointError, Error, Result};
 use crate::model::cnn::{Cnn, CnnConfig};

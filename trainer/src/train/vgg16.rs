@@ -4,7 +4,7 @@
 //! per image and kept in `<models>/cache/`, keyed by the frozen weights, the images and the
 //! preprocessing; every epoch then trains the rest from those features.
 
-use crate::backend::TrainBackend;
+use crate::device::TrainBackend;
 use crate::error::{Error, Result};
 use crate::model::vgg16::source::Vgg16Base;
 use crate::model::vgg16::transfer::{Vgg16Config, Vgg16Transfer};
