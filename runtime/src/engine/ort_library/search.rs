@@ -69,7 +69,7 @@ pub fn fetch(dir: Option<&Path>) -> Result<PathBuf, OrtLibraryError> {
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(project_dir);
     let lib_name = format!("libonnxruntime.so.{ORT_VERSION}");
     let target = dir.join(&lib_name);
-    Ok(crate::pip::fetch_wheel_file(
+    Ok(crate::wheel::fetch_wheel_file(
         &format!("onnxruntime=={ORT_VERSION}"),
         Some(wheel_platform()?),
         &format!("onnxruntime/capi/{lib_name}"),
