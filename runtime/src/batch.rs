@@ -18,7 +18,7 @@ pub fn has_image_extension(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-pub use crate::output::FileOutcome;
+pub use crate::result_rows::FileOutcome;
 
 /// The files found under some paths.
 #[derive(Debug, Default)]

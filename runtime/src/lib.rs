@@ -55,11 +55,11 @@ mod error;
 #[cfg(feature = "tools")]
 mod files;
 mod model_info;
-pub mod output;
 mod prediction;
 pub mod preprocess;
 #[cfg(feature = "tools")]
 pub mod quantize;
+pub mod result_rows;
 pub mod scores;
 #[cfg(feature = "tools")]
 pub mod triton;

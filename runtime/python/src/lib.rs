@@ -1,7 +1,7 @@
 //! `cifar_onnx._native`: the runtime's classifier as a Python extension module.
 //!
 //! Each call maps onto the `runtime` library: [`runtime::Classifier`] and its builder,
-//! [`runtime::batch`]'s parallel decoding for many files or images, [`runtime::output`]'s JSON
+//! [`runtime::batch`]'s parallel decoding for many files or images, [`runtime::result_rows`]'s JSON
 //! Lines row. The engine runs with the GIL released, so other Python threads go on meanwhile.
 //! The Python package (`python/cifar_onnx`) re-exports these names and documents them in its
 //! type stubs.
@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyDict, PyMemoryView};
 use runtime::batch::{self, BatchOptions, FileOutcome};
-use runtime::output::{self, Format, RowContext};
+use runtime::result_rows::{self, Format, RowContext};
 use runtime::{EngineChoice, Provider};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -169,7 +169,7 @@ impl Prediction {
 
 impl Prediction {
     fn from_outcome(outcome: &FileOutcome, ctx: &RowContext) -> Prediction {
-        let jsonl = output::row(Format::Jsonl, outcome, ctx);
+        let jsonl = result_rows::row(Format::Jsonl, outcome, ctx);
         let path = outcome.path.display().to_string();
         let (engine, provider) = (ctx.engine.clone(), ctx.provider.clone());
         match &outcome.result {

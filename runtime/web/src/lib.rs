@@ -10,8 +10,8 @@
 //! const result = JSON.parse(classifier.classify(imageBytes, "cat.png", 3));
 //! ```
 
-use runtime::output::FileOutcome;
-use runtime::output::{row, Format, RowContext};
+use runtime::result_rows::FileOutcome;
+use runtime::result_rows::{row, Format, RowContext};
 use runtime::{Classifier, EngineChoice};
 use wasm_bindgen::prelude::*;
 
