@@ -4,10 +4,10 @@ use std::path::Path;
 
 /// An image file's bytes: decoded (bounded), then fitted to two model sizes.
 pub fn image_bytes(data: &[u8]) {
-    if let Ok(img) = runtime::preprocess::decode_image_bytes(data) {
-        let planar = runtime::preprocess::fit_planar(&img, 32, 32);
+    if let Ok(img) = runtime::images::decode_image_bytes(data) {
+        let planar = runtime::images::fit_planar(&img, 32, 32);
         assert_eq!(planar.len(), 3 * 32 * 32);
-        let planar = runtime::preprocess::fit_planar(&img, 7, 13);
+        let planar = runtime::images::fit_planar(&img, 7, 13);
         assert_eq!(planar.len(), 3 * 7 * 13);
     }
 }

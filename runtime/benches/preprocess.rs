@@ -4,7 +4,7 @@
 //! are timed by `runtime bench`, and the whole folder path against Python by `tests/bench/run.sh`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use runtime::preprocess::{decode_image_bytes, fit_planar};
+use runtime::images::{decode_image_bytes, fit_planar};
 use runtime::InputConfig;
 use std::hint::black_box;
 

@@ -50,7 +50,7 @@ impl ClassifierBuilder {
 
     /// Whether ONNX Runtime's idle threads may spin waiting for the next run (default: yes, the
     /// lowest latency). Turn it off when other threads share the cores between runs, as image
-    /// decoding does in [`batch::classify_files`].
+    /// decoding does in `batch::classify_files`.
     pub fn spin_wait(mut self, spin: bool) -> Self {
         self.settings.spin = spin;
         self
@@ -111,14 +111,13 @@ impl ClassifierBuilder {
     ) -> Result<InputConfig> {
         let config = match (&self.input_config, &info.input_config) {
             (Some(c), _) => {
-                c.validate()
-                    .map_err(|e| Error::Input(format!("input config: {e}")))?;
+                c.validate().map_err(Error::InputConfig)?;
                 c.clone()
             }
             (None, Some(c)) => self
                 .overrides
                 .apply(c.clone())
-                .map_err(|e| Error::Input(format!("input config: {e}")))?,
+                .map_err(Error::InputConfig)?,
             (None, None) => {
                 let base = info
                     .guessed_input_config()
@@ -131,6 +130,7 @@ impl ClassifierBuilder {
                             info.input.shape_text()
                         ),
                     })?;
+                // The base comes from the model's shape: what fails here is the model's.
                 self.overrides.apply(base).map_err(|e| Error::BadModel {
                     path: name.to_path_buf(),
                     reason: format!("input {:?}: {e}", info.input.name),
@@ -144,7 +144,7 @@ impl ClassifierBuilder {
     ///
     /// # Errors
     /// `Error::BadModel` when the bytes are not an image classifier or a value in its metadata is
-    /// unusable (the field named); `Error::Input` for an unusable
+    /// unusable (the field named); `Error::InputConfig` for an unusable
     /// [`ClassifierBuilder::input_config`]; `Error::OrtUnavailable` or `Error::Engine` when the
     /// engine asked for cannot load it.
     pub fn build_from_bytes(self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Classifier> {
@@ -233,7 +233,7 @@ impl Classifier {
     /// feature extractors.
     ///
     /// # Errors
-    /// `Error::Input` when `input` is not `batch` images of the model's shape; `Error::Engine` when
+    /// `Error::InputShape` when `input` is not `batch` images of the model's shape; `Error::Engine` when
     /// the engine fails.
     pub fn run_raw(&mut self, input: &[f32], batch: usize) -> Result<(Vec<usize>, Vec<f32>)> {
         let shape = self.batch_shape(input, batch)?;
@@ -244,10 +244,10 @@ impl Classifier {
     fn batch_shape(&self, input: &[f32], batch: usize) -> Result<[usize; 4]> {
         let shape = self.config.shape(batch);
         if input.len() != shape.iter().product::<usize>() {
-            return Err(Error::Input(format!(
-                "{} values do not make a batch of shape {shape:?}",
-                input.len()
-            )));
+            return Err(Error::InputShape {
+                values: input.len(),
+                shape,
+            });
         }
         Ok(shape)
     }
@@ -305,17 +305,16 @@ impl Classifier {
     /// Classifies planar RGB images (`C,H,W` bytes each) already at the model's size.
     ///
     /// # Errors
-    /// `Error::Input` when the bytes are not whole images of the model's size; otherwise as
+    /// `Error::NotWholeImages` when the bytes are not whole images of the model's size; otherwise as
     /// [`Classifier::run_tensor`].
     pub fn classify_planar(&mut self, planar: &[u8]) -> Result<Vec<Prediction>> {
         let per_image = 3 * self.config.height * self.config.width;
         if planar.is_empty() || !planar.len().is_multiple_of(per_image) {
-            return Err(Error::Input(format!(
-                "{} bytes is not a whole number of {}x{} RGB images",
-                planar.len(),
-                self.config.height,
-                self.config.width
-            )));
+            return Err(Error::NotWholeImages {
+                bytes: planar.len(),
+                height: self.config.height,
+                width: self.config.width,
+            });
         }
         let batch = planar.len() / per_image;
         let probs = self.run_tensor(&self.config.tensor_from_planar(planar), batch)?;
@@ -361,9 +360,11 @@ impl Classifier {
         })?;
         let planar = preprocess::fit_planar(&img, self.config.height, self.config.width);
         let mut predictions = self.classify_planar(&planar)?;
-        predictions
-            .pop()
-            .ok_or_else(|| Error::Input("no prediction".into()))
+        predictions.pop().ok_or_else(|| Error::Engine {
+            engine: self.engine_name(),
+            reason: format!("{}: the model gave no prediction", name.display()),
+            source: None,
+        })
     }
 
     fn prediction(&self, row: &[f32]) -> Prediction {

@@ -1,6 +1,6 @@
 //! The runtime's errors: each says which file or engine was involved.
 
-use crate::preprocess::ImageError;
+use crate::preprocess::{ImageError, MetadataError};
 #[cfg(feature = "tools")]
 use std::path::Path;
 use std::path::PathBuf;
@@ -49,9 +49,48 @@ pub enum Error {
         #[source]
         source: ImageError,
     },
-    /// The input handed to a call does not fit the model (its size, its batch).
-    #[error("input: {0}")]
-    Input(String),
+    /// Values handed to [`Classifier::run_tensor`](crate::Classifier::run_tensor) that do not
+    /// make a batch of the model's input shape.
+    #[error("input: {values} values do not make a batch of shape {shape:?}")]
+    InputShape {
+        /// How many values were given.
+        values: usize,
+        /// The shape of the batch they were meant to make (batch, then the model's input).
+        shape: [usize; 4],
+    },
+    /// Pixels handed to [`Classifier::classify_planar`](crate::Classifier::classify_planar) that
+    /// are not a whole number of images of the model's size.
+    #[error("input: {bytes} bytes is not a whole number of {height}x{width} RGB images")]
+    NotWholeImages {
+        /// How many bytes were given.
+        bytes: usize,
+        /// The model's input height.
+        height: usize,
+        /// The model's input width.
+        width: usize,
+    },
+    /// A preprocessing given to the builder (a whole input configuration or overrides of the
+    /// model's) that cannot be used.
+    #[error("input config: {0}")]
+    InputConfig(#[source] MetadataError),
+    /// A model and a data set (or reference predictions made on one) that do not fit each other:
+    /// their class counts, their images' shape, the set the references were made on.
+    #[cfg(feature = "tools")]
+    #[error("{0}")]
+    DataMismatch(String),
+    /// Calibration images for the int8 static variant that are missing or unusable.
+    #[cfg(feature = "tools")]
+    #[error("{name}: calibration data: {reason}")]
+    Calibration {
+        /// The data set (or, when none was given, the model).
+        name: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A name that Triton does not take for a model.
+    #[cfg(feature = "tools")]
+    #[error("{0:?} is not a Triton model name (letters, digits, _ - . only)")]
+    TritonName(String),
     /// A data set could not be read.
     #[cfg(feature = "tools")]
     #[error(transparent)]

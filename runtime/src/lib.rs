@@ -30,13 +30,15 @@
 //! # Ok::<(), runtime::Error>(())
 //! ```
 //!
-//! The library's core is the classifier, its builder, preprocessing, the engines, [`Prediction`],
-//! [`Error`] and the output rows: it starts no process, opens no network connection, writes no
+//! The library's core is the classifier, its builder, the model's preprocessing ([`InputConfig`],
+//! its [`metadata_keys`] and the [`InputOverrides`] a caller puts over them), the engines,
+//! [`Prediction`], [`Error`] and the output rows ([`result_rows`]): it starts no process, opens no network connection, writes no
 //! file and looks for ONNX Runtime only where its caller says
 //! ([`ClassifierBuilder::ort_library`], `ORT_DYLIB_PATH`, next to the executable). The `tools`
 //! feature (on by default, with the CLI) adds what the command line, the trainer and the tests
 //! use: data sets ([`data`]), verification against the trainer ([`verify`]), folder runs
-//! ([`batch`]), fetching ONNX Runtime through pip ([`wheel`], [`ort_library::fetch`]) and atomic
+//! ([`batch`]), decoding many images ([`images`]), softmax and argmax over raw outputs
+//! ([`scores`]), fetching ONNX Runtime through pip ([`wheel`], [`ort_library::fetch`]) and atomic
 //! file writes. An app or a wasm page depends on the core alone:
 //! `runtime = { path = "...", default-features = false }` (add `features = ["ort"]` for ONNX
 //! Runtime).
@@ -56,11 +58,14 @@ mod error;
 mod files;
 mod model_info;
 mod prediction;
-pub mod preprocess;
+mod preprocess;
 #[cfg(feature = "tools")]
 pub mod quantize;
 pub mod result_rows;
+#[cfg(feature = "tools")]
 pub mod scores;
+#[cfg(not(feature = "tools"))]
+mod scores;
 #[cfg(feature = "tools")]
 pub mod triton;
 #[cfg(feature = "tools")]
@@ -77,4 +82,11 @@ pub use prediction::Prediction;
 pub use engine::ort_library;
 pub use engine::{panic_hook, EngineChoice, PanicHook, Provider};
 pub use model_info::{float_initializer, FloatTensor, ModelInfo, TensorInfo, MAX_CLASSES};
-pub use preprocess::{ChannelOrder, InputConfig, InputOverrides, Layout, MetadataError};
+/// Decoding image files within bounds and fitting them to a model's input size: what
+/// [`Classifier`] does to each file, for tools that prepare many images themselves.
+#[cfg(feature = "tools")]
+pub use preprocess::decode as images;
+pub use preprocess::keys as metadata_keys;
+pub use preprocess::{
+    ChannelOrder, ImageError, InputConfig, InputOverrides, Layout, MetadataError, MAX_INPUT_SIDE,
+};

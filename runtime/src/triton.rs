@@ -55,9 +55,7 @@ fn check_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Input(format!(
-            "{name:?} is not a Triton model name (letters, digits, _ - . only)"
-        )))
+        Err(Error::TritonName(name.to_string()))
     }
 }
 

@@ -114,7 +114,7 @@ impl Evaluation {
     ) -> Result<Self> {
         let n = classes.len();
         if n == 0 || scores.len() != labels.len() * n {
-            return Err(Error::Input(format!(
+            return Err(Error::DataMismatch(format!(
                 "{} scores for {} images of {n} classes",
                 scores.len(),
                 labels.len()
@@ -125,7 +125,7 @@ impl Evaluation {
             .enumerate()
             .find(|(_, &l)| usize::from(l) >= n)
         {
-            return Err(Error::Input(format!(
+            return Err(Error::DataMismatch(format!(
                 "image {i} has label {label}, but there are only {n} classes"
             )));
         }
@@ -190,7 +190,7 @@ impl Evaluation {
 pub fn evaluate(classifier: &mut Classifier, set: &Dataset, batch: usize) -> Result<Evaluation> {
     let config = classifier.input_config();
     if config.height != config.width {
-        return Err(Error::Input(format!(
+        return Err(Error::DataMismatch(format!(
             "the model takes {}x{} images; a data set of square images needs a square input",
             config.height, config.width
         )));
@@ -212,7 +212,7 @@ pub fn evaluate(classifier: &mut Classifier, set: &Dataset, batch: usize) -> Res
     }
     let classes = probabilities.len() / set.len().max(1);
     if classes != set.classes.len() {
-        return Err(Error::Input(format!(
+        return Err(Error::DataMismatch(format!(
             "the model has {classes} outputs but the set has {} classes",
             set.classes.len()
         )));
@@ -261,7 +261,10 @@ impl ReferencePredictions {
     /// # Errors
     /// When the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec(self).map_err(|e| Error::Input(e.to_string()))?;
+        let json = serde_json::to_vec(self).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
         crate::files::write_atomic(path, &json).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
@@ -383,7 +386,10 @@ impl VerifyReport {
     /// When the file cannot be written.
     pub fn save(&self) -> Result<PathBuf> {
         let path = Self::path_for(&self.model);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Input(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         crate::files::write_atomic(&path, &json).map_err(|source| Error::Io {
             path: path.clone(),
             source,
@@ -638,7 +644,7 @@ pub fn verify(
         set
     };
     if reference.num_classes != set.classes.len() {
-        return Err(Error::Input(format!(
+        return Err(Error::DataMismatch(format!(
             "the reference predictions have {} classes, the set {} has {}",
             reference.num_classes,
             reference.data.display(),
@@ -646,7 +652,7 @@ pub fn verify(
         )));
     }
     if reference.fingerprint != set.fingerprint() || reference.samples != set.len() {
-        return Err(Error::Input(format!(
+        return Err(Error::DataMismatch(format!(
             "the reference predictions were made on {} ({} images, fingerprint {}), not on this set ({} images, fingerprint {})",
             reference.data.display(),
             reference.samples,

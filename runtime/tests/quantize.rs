@@ -413,7 +413,7 @@ fn image_folder(root: &Path, set: &Dataset) {
     for i in 0..set.len() {
         let dir = root.join(&set.classes[set.labels[i] as usize]);
         std::fs::create_dir_all(&dir).expect("a class folder");
-        let rgb = runtime::preprocess::planar_to_interleaved(set.image(i));
+        let rgb = runtime::images::planar_to_interleaved(set.image(i));
         image::RgbImage::from_raw(8, 8, rgb)
             .expect("an 8x8 image")
             .save(dir.join(format!("{i}.png")))

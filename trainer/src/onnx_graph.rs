@@ -2,7 +2,7 @@
 //! exporter and the VGG16 graph surgery share (a leaf: it imports no other module of the crate).
 
 use prost::Message;
-use runtime::preprocess::keys;
+use runtime::metadata_keys as keys;
 use runtime::InputConfig;
 use tract_onnx::pb;
 

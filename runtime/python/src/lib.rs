@@ -66,7 +66,12 @@ fn to_py(error: runtime::Error) -> PyErr {
         }
         E::Image { path, .. } => (ImageError::new_err(message), Some(path.clone())),
         E::Engine { .. } | E::OrtUnavailable(_) => (EngineError::new_err(message), None),
-        E::Input(_) => (InputError::new_err(message), None),
+        E::InputShape { .. }
+        | E::NotWholeImages { .. }
+        | E::InputConfig(_)
+        | E::DataMismatch(_)
+        | E::Calibration { .. }
+        | E::TritonName(_) => (InputError::new_err(message), None),
         _ => (Error::new_err(message), None),
     };
     Python::attach(|py| {
@@ -514,7 +519,7 @@ impl Classifier {
                 .outer_iter()
                 .flat_map(|image| {
                     let interleaved: Vec<u8> = image.iter().copied().collect();
-                    runtime::preprocess::interleaved_to_planar(&interleaved)
+                    runtime::images::interleaved_to_planar(&interleaved)
                 })
                 .collect();
             let run = py.detach(|| {

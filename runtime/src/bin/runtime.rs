@@ -10,7 +10,6 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::batch::{self, classify_files, collect_files, BatchOptions, Shard};
 use runtime::data::CifarSplit;
-use runtime::preprocess;
 use runtime::quantize::{Calibration, KeepFloat, Method, QuantizeOptions, Variant};
 use runtime::result_rows::{header, row, Format, RowContext};
 use runtime::verify::TestImages;
@@ -276,7 +275,7 @@ struct ProviderArgs {
 #[derive(Args, Clone, Default)]
 struct InputArgs {
     /// Input size: `N` or `HxW`.
-    #[arg(long, value_parser = preprocess::parse_size)]
+    #[arg(long, value_parser = InputOverrides::parse_size)]
     size: Option<(usize, usize)>,
     /// Input layout: nchw or nhwc.
     #[arg(long)]
@@ -285,10 +284,10 @@ struct InputArgs {
     #[arg(long)]
     scale: Option<f32>,
     /// Per-channel means, `r,g,b` (in the model's channel order), subtracted after scaling.
-    #[arg(long, value_parser = preprocess::parse_triple)]
+    #[arg(long, value_parser = InputOverrides::parse_triple)]
     mean: Option<[f32; 3]>,
     /// Per-channel standard deviations, `r,g,b`.
-    #[arg(long, value_parser = preprocess::parse_triple)]
+    #[arg(long, value_parser = InputOverrides::parse_triple)]
     std: Option<[f32; 3]>,
     /// Feed channels in BGR order.
     #[arg(long)]
@@ -348,7 +347,7 @@ fn load(
     let variant = classifier
         .info()
         .metadata
-        .get(runtime::preprocess::keys::QUANTIZATION_VARIANT);
+        .get(runtime::metadata_keys::QUANTIZATION_VARIANT);
     let variant = match (variant.map(String::as_str), classifier.engine_name()) {
         (None, _) => String::new(),
         // tract has no integer convolution: it computes the quantized graph in float.

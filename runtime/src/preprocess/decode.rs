@@ -95,6 +95,7 @@ fn contains(bytes: &[u8], marker: &[u8]) -> bool {
     bytes.windows(marker.len()).rev().any(|w| w == marker)
 }
 
+#[cfg(feature = "tools")]
 /// Decodes an image file to planar RGB of `height x width` (see [`fit_planar`]).
 ///
 /// # Errors
@@ -209,6 +210,7 @@ pub fn interleaved_to_planar(rgb: &[u8]) -> Vec<u8> {
     out
 }
 
+#[cfg(feature = "tools")]
 /// `RR..GG..BB..` to `RGBRGB...`.
 pub fn planar_to_interleaved(planar: &[u8]) -> Vec<u8> {
     let plane = planar.len() / 3;

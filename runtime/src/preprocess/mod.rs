@@ -1,7 +1,7 @@
 //! How pixels become a model's input tensor: one [`InputConfig`], shared by the trainer (which
 //! writes it into the exported model's metadata) and the runtime (which reads it back).
 
-mod decode;
+pub mod decode;
 
 pub use decode::*;
 
@@ -55,33 +55,6 @@ impl std::str::FromStr for ChannelOrder {
     }
 }
 
-/// An image size written `HxW`, or `N` for `NxN`: `(height, width)`, each at least 1.
-///
-/// # Errors
-/// When it is neither.
-pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
-    let side = |v: &str| v.trim().parse::<usize>().ok().filter(|&v| v > 0);
-    let size = match s.split_once('x') {
-        Some((h, w)) => side(h).zip(side(w)),
-        None => side(s).map(|n| (n, n)),
-    };
-    size.ok_or_else(|| format!("{s:?} is not an image size (N or HxW)"))
-}
-
-/// Three comma-separated numbers (`0.485,0.456,0.406`).
-///
-/// # Errors
-/// When there are not three, or one is not a number.
-pub fn parse_triple(s: &str) -> Result<[f32; 3], String> {
-    let values: Vec<f32> = s
-        .split(',')
-        .map(|v| v.trim().parse::<f32>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("{s:?}: expected three comma-separated numbers"))?;
-    <[f32; 3]>::try_from(values)
-        .map_err(|_| format!("{s:?}: expected three comma-separated numbers"))
-}
-
 /// Preprocessing settings to put over a model's own (or over what its input shape implies):
 /// what the runtime CLI's `--size`, `--layout`, `--scale`, `--mean`, `--std` and `--bgr` set.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -101,6 +74,33 @@ pub struct InputOverrides {
 }
 
 impl InputOverrides {
+    /// An image size written `HxW`, or `N` for `NxN`: `(height, width)`, each at least 1.
+    ///
+    /// # Errors
+    /// When it is neither.
+    pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
+        let side = |v: &str| v.trim().parse::<usize>().ok().filter(|&v| v > 0);
+        let size = match s.split_once('x') {
+            Some((h, w)) => side(h).zip(side(w)),
+            None => side(s).map(|n| (n, n)),
+        };
+        size.ok_or_else(|| format!("{s:?} is not an image size (N or HxW)"))
+    }
+
+    /// Three comma-separated numbers (`0.485,0.456,0.406`).
+    ///
+    /// # Errors
+    /// When there are not three, or one is not a number.
+    pub fn parse_triple(s: &str) -> Result<[f32; 3], String> {
+        let values: Vec<f32> = s
+            .split(',')
+            .map(|v| v.trim().parse::<f32>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("{s:?}: expected three comma-separated numbers"))?;
+        <[f32; 3]>::try_from(values)
+            .map_err(|_| format!("{s:?}: expected three comma-separated numbers"))
+    }
+
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
         *self == InputOverrides::default()
@@ -333,7 +333,7 @@ impl InputConfig {
                 .ok_or_else(|| MetadataError::new(k, format!("missing beside {}", keys::SIZE)))
         };
         // The metadata always writes both sides (no `N` for `NxN`).
-        let (h, w) = parse_size(size)
+        let (h, w) = InputOverrides::parse_size(size)
             .ok()
             .filter(|_| size.contains('x'))
             .ok_or_else(|| MetadataError::new(keys::SIZE, format!("expected HxW, got {size:?}")))?;
@@ -348,7 +348,8 @@ impl InputConfig {
                 .parse::<f32>()
                 .map_err(|_| MetadataError::new(k, format!("{s:?} is not a number")))
         };
-        let triple = |k: &str| parse_triple(get(k)?).map_err(|e| MetadataError::new(k, e));
+        let triple =
+            |k: &str| InputOverrides::parse_triple(get(k)?).map_err(|e| MetadataError::new(k, e));
         let config = InputConfig {
             height: h,
             width: w,
@@ -436,13 +437,16 @@ mod tests {
 
     #[test]
     fn sizes_triples_and_overrides_parse_and_apply_with_checks() {
-        assert_eq!(parse_size("32"), Ok((32, 32)));
-        assert_eq!(parse_size(" 24x40 "), Ok((24, 40)));
+        assert_eq!(InputOverrides::parse_size("32"), Ok((32, 32)));
+        assert_eq!(InputOverrides::parse_size(" 24x40 "), Ok((24, 40)));
         for bad in ["0", "x", "3x", "-1", "32x0", "big"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
+            assert!(InputOverrides::parse_size(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_triple("1, 2,3"), Ok([1.0, 2.0, 3.0]));
-        assert!(parse_triple("1,2").is_err() && parse_triple("1,2,x").is_err());
+        assert_eq!(InputOverrides::parse_triple("1, 2,3"), Ok([1.0, 2.0, 3.0]));
+        assert!(
+            InputOverrides::parse_triple("1,2").is_err()
+                && InputOverrides::parse_triple("1,2,x").is_err()
+        );
         assert_eq!("nhwc".parse::<Layout>(), Ok(Layout::Nhwc));
         assert!("chw".parse::<Layout>().is_err());
         let base = InputConfig::unit_rgb(32);

@@ -207,7 +207,10 @@ pub struct Quantized {
 
 /// The calibration images: `n` spread evenly over the set, at the model's size.
 fn calibration_images(cal: &Calibration, config: &InputConfig) -> Result<Dataset> {
-    let bad = |why: String| Error::Input(format!("calibration data {}: {why}", cal.name.display()));
+    let bad = |reason: String| Error::Calibration {
+        name: cal.name.clone(),
+        reason,
+    };
     if cal.set.is_empty() {
         return Err(bad("no images".into()));
     }
@@ -342,7 +345,7 @@ fn calibrate(
 /// # Errors
 /// `Error::BadModel` naming the file when the model is not an image classifier, carries no
 /// preprocessing and none is given, is quantized already, has an operator the quantizer does not
-/// know, or has nothing to quantize; `Error::Input` when the int8 static variant has no usable
+/// know, or has nothing to quantize; `Error::Calibration` when the int8 static variant has no usable
 /// calibration images (none, all the same image, a non-square model); engine errors from
 /// calibration.
 pub fn quantize(bytes: &[u8], path: &Path, options: &QuantizeOptions) -> Result<Quantized> {
@@ -403,10 +406,10 @@ pub fn quantize(bytes: &[u8], path: &Path, options: &QuantizeOptions) -> Result<
         }
         Variant::Int8Static => {
             let cal = options.calibration.as_ref().ok_or_else(|| {
-                Error::Input(format!(
-                    "{}: the int8-static variant needs calibration images (a data set of training images)",
-                    path.display()
-                ))
+                Error::Calibration {
+                    name: path.to_path_buf(),
+                    reason: "the int8-static variant needs calibration images (a data set of training images)".into(),
+                }
             })?;
             let images = calibration_images(cal, &config)?;
             let graph = model
