@@ -9,7 +9,7 @@ fn tiny() -> Classifier {
     Classifier::builder()
         .engine(EngineChoice::Tract)
         .build_from_file(model)
-        .unwrap()
+        .expect("the test model loads")
 }
 
 #[test]
