@@ -5,6 +5,7 @@
 use prost::Message;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use tract_onnx::pb;
 
 const TRITONCLIENT: &str = "tritonclient==2.73.0";
@@ -13,8 +14,14 @@ const PROTOBUF: &str = "protobuf==6.33.5";
 
 /// A folder holding Triton's `model_config_pb2.py` (taken out of the `tritonclient` wheel by the
 /// runtime's own wheel fetcher) and the `protobuf` package it needs (installed there by pip),
-/// kept in the build's temporary folder.
+/// kept in the build's temporary folder. Made once per test process: the tests run in parallel
+/// and would otherwise unpack into the same folder at once.
 fn schema_site() -> PathBuf {
+    static SITE: OnceLock<PathBuf> = OnceLock::new();
+    SITE.get_or_init(make_schema_site).clone()
+}
+
+fn make_schema_site() -> PathBuf {
     let site = Path::new(env!("CARGO_TARGET_TMPDIR")).join("triton-schema");
     runtime::wheel::fetch_wheel_file(
         TRITONCLIENT,
