@@ -5,7 +5,7 @@ mod evaluate;
 
 pub use evaluate::{evaluate, Evaluation};
 
-use crate::classifier::{Classifier, ClassifierBuilder};
+use crate::classifier::ClassifierBuilder;
 use crate::data::Dataset;
 use crate::engine::{EngineChoice, Provider};
 use crate::error::{Error, Result};
