@@ -1,20 +1,20 @@
 //! Input that does not fit the model is refused with an error a caller can match on, carrying the
 //! numbers that were wrong, not only a sentence.
 
-use runtime::{Classifier, EngineChoice, Error, InputOverrides};
-use std::path::Path;
+mod common;
 
-fn tiny() -> Classifier {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx");
+use runtime::{Classifier, EngineChoice, Error, InputOverrides};
+
+fn tiny_on_tract() -> Classifier {
     Classifier::builder()
         .engine(EngineChoice::Tract)
-        .build_from_file(model)
+        .build_from_file(common::tiny())
         .expect("the test model loads")
 }
 
 #[test]
 fn pixels_that_are_not_whole_images_say_how_many_bytes_and_what_size() {
-    let mut classifier = tiny();
+    let mut classifier = tiny_on_tract();
     let err = classifier
         .classify_planar(&[0u8; 3 * 8 * 8 + 1])
         .unwrap_err();
@@ -35,7 +35,7 @@ fn pixels_that_are_not_whole_images_say_how_many_bytes_and_what_size() {
 
 #[test]
 fn a_tensor_that_is_not_the_batch_names_the_shape_it_should_make() {
-    let mut classifier = tiny();
+    let mut classifier = tiny_on_tract();
     let err = classifier.run_tensor(&[0.0; 3 * 8 * 8], 2).unwrap_err();
     match err {
         Error::InputShape { values, shape } => {
@@ -49,28 +49,16 @@ fn a_tensor_that_is_not_the_batch_names_the_shape_it_should_make() {
 
 #[test]
 fn unusable_overrides_are_an_input_config_error_naming_the_field() {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx");
     let err = Classifier::builder()
         .engine(EngineChoice::Tract)
         .input_overrides(InputOverrides {
             std: Some([1.0, 0.0, 1.0]),
             ..InputOverrides::default()
         })
-        .build_from_file(model)
+        .build_from_file(common::tiny())
         .unwrap_err();
     match &err {
         Error::InputConfig(e) => assert!(e.to_string().contains("std"), "{e}"),
         other => panic!("expected InputConfig, got {other:?}"),
     }
-}
-
-#[test]
-fn size_and_triple_syntax_is_checked() {
-    assert_eq!(InputOverrides::parse_size("24x40"), Ok((24, 40)));
-    assert!(InputOverrides::parse_size("0").is_err());
-    assert_eq!(
-        InputOverrides::parse_triple("0.5,0.5,0.5"),
-        Ok([0.5, 0.5, 0.5])
-    );
-    assert!(InputOverrides::parse_triple("1,2").is_err());
 }
