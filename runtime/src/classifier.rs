@@ -348,6 +348,43 @@ impl Classifier {
         self.classify_decoded(img, name.as_ref())
     }
 
+    /// Classifies one image given as 8-bit RGB pixels in memory: `height` rows of `width` pixels,
+    /// each row starting `stride` bytes after the previous one (`stride >= 3 * width`; the bytes
+    /// between rows are not read). It is resized as [`classify_file`] resizes a decoded file.
+    ///
+    /// [`classify_file`]: Classifier::classify_file
+    ///
+    /// # Errors
+    /// `Error::Pixels` when the sizes are zero, larger than [`MAX_INPUT_SIDE`](crate::MAX_INPUT_SIDE),
+    /// or do not fit in `pixels`; otherwise as [`Classifier::run_tensor`].
+    pub fn classify_rgb8(
+        &mut self,
+        pixels: &[u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+    ) -> Result<Prediction> {
+        let img = rgb8_image(pixels, width, height, stride)?;
+        self.classify_decoded(Ok(img), Path::new("pixels"))
+    }
+
+    /// The input tensor [`classify_bytes`] runs for one encoded image (decoded, resized and
+    /// normalised as the model's preprocessing says, in its layout): to run the same input through
+    /// another engine, or to inspect it.
+    ///
+    /// [`classify_bytes`]: Classifier::classify_bytes
+    ///
+    /// # Errors
+    /// `Error::Image` (naming `name`) when the bytes are not an image this runtime decodes.
+    pub fn prepare_bytes(&self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Vec<f32>> {
+        let img = preprocess::decode_image_bytes(bytes).map_err(|source| Error::Image {
+            path: name.as_ref().to_path_buf(),
+            source,
+        })?;
+        let planar = preprocess::fit_planar(&img, self.config.height, self.config.width);
+        Ok(self.config.tensor_from_planar(&planar))
+    }
+
     /// Resizes and classifies one decoded image; `name` names it in errors.
     fn classify_decoded(
         &mut self,
@@ -382,4 +419,47 @@ impl Classifier {
             probabilities: row.to_vec(),
         }
     }
+}
+
+/// Copies strided 8-bit RGB rows into an image, checking every size first.
+fn rgb8_image(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+) -> Result<image::DynamicImage> {
+    let bad = |reason: String| Err(Error::Pixels(reason));
+    let max = preprocess::MAX_INPUT_SIDE;
+    if width == 0 || height == 0 || width > max || height > max {
+        return bad(format!(
+            "{width}x{height} pixels: each side must be 1 to {max}"
+        ));
+    }
+    let row = 3 * width;
+    if stride < row {
+        return bad(format!(
+            "a stride of {stride} bytes is shorter than a row of {width} RGB pixels ({row} bytes)"
+        ));
+    }
+    // Sides are at most MAX_INPUT_SIDE, so this cannot overflow unless the stride is absurd.
+    let needed = stride
+        .checked_mul(height - 1)
+        .and_then(|n| n.checked_add(row));
+    match needed {
+        Some(needed) if needed <= pixels.len() => {}
+        _ => {
+            return bad(format!(
+                "{} bytes are too few for {height} rows of {width} RGB pixels {stride} bytes apart",
+                pixels.len()
+            ))
+        }
+    }
+    let mut packed = Vec::with_capacity(row * height);
+    for y in 0..height {
+        packed.extend_from_slice(&pixels[y * stride..y * stride + row]);
+    }
+    // `packed` holds exactly width * height RGB pixels, so the buffer always fits.
+    image::RgbImage::from_raw(width as u32, height as u32, packed)
+        .map(image::DynamicImage::ImageRgb8)
+        .ok_or_else(|| Error::Pixels(format!("{width}x{height} pixels do not make an image")))
 }

@@ -69,6 +69,10 @@ pub enum Error {
         /// The model's input width.
         width: usize,
     },
+    /// Pixels handed to [`Classifier::classify_rgb8`](crate::Classifier::classify_rgb8) whose
+    /// sizes are unusable or do not fit in the buffer.
+    #[error("pixels: {0}")]
+    Pixels(String),
     /// A preprocessing given to the builder (a whole input configuration or overrides of the
     /// model's) that cannot be used.
     #[error("input config: {0}")]

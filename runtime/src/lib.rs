@@ -40,8 +40,8 @@
 //! ([`batch`]), decoding many images ([`images`]), softmax and argmax over raw outputs
 //! ([`scores`]), fetching ONNX Runtime through pip ([`wheel`], [`ort_library::fetch`]) and atomic
 //! file writes. An app or a wasm page depends on the core alone:
-//! `runtime = { path = "...", default-features = false }` (add `features = ["ort"]` for ONNX
-//! Runtime).
+//! `runtime = { path = "...", default-features = false }` (add `features = ["threads"]` for
+//! tract's matrix products on every core, `"ort"` for ONNX Runtime).
 
 #![warn(missing_docs)]
 
@@ -52,6 +52,7 @@ pub mod bench;
 mod classifier;
 #[cfg(feature = "tools")]
 pub mod data;
+mod description;
 mod engine;
 mod error;
 #[cfg(feature = "tools")]
@@ -74,6 +75,7 @@ pub mod verify;
 pub mod wheel;
 
 pub use classifier::{Classifier, ClassifierBuilder};
+pub use description::Description;
 pub use error::{Error, Result};
 #[cfg(feature = "tools")]
 pub use files::write_atomic;

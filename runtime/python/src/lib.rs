@@ -68,6 +68,7 @@ fn to_py(error: runtime::Error) -> PyErr {
         E::Engine { .. } | E::OrtUnavailable(_) => (EngineError::new_err(message), None),
         E::InputShape { .. }
         | E::NotWholeImages { .. }
+        | E::Pixels(_)
         | E::InputConfig(_)
         | E::DataMismatch(_)
         | E::Calibration { .. }

@@ -1,0 +1,110 @@
+//! What a loaded [`Classifier`] says about itself, in one value: for a user interface, a log
+//! line or a caller in another language (as JSON).
+
+use crate::classifier::Classifier;
+use crate::preprocess::{keys, ChannelOrder, Layout};
+use serde::Serialize;
+
+/// The model a [`Classifier`] runs, how images are prepared for it, and what runs it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Description {
+    /// The model's file (or the name it was given).
+    pub model: String,
+    /// The engine that runs it: `ort` or `tract`.
+    pub engine: String,
+    /// The execution provider that runs it (`cpu`, `cuda`, ...).
+    pub provider: String,
+    /// The input tensor's name.
+    pub input_name: String,
+    /// The input tensor's shape as the file declares it, e.g. `[batch, 32, 32, 3]`.
+    pub input_shape: String,
+    /// Input height in pixels.
+    pub height: usize,
+    /// Input width in pixels.
+    pub width: usize,
+    /// Where the channel axis is.
+    pub layout: Layout,
+    /// The order of the colour channels.
+    pub channel_order: ChannelOrder,
+    /// Multiplier applied to 0..255 pixel values.
+    pub scale: f32,
+    /// Subtracted after scaling, per channel in the model's order.
+    pub mean: [f32; 3],
+    /// Divided by last, per channel in the model's order.
+    pub std: [f32; 3],
+    /// How many classes the model tells apart, where the file says.
+    pub num_classes: Option<usize>,
+    /// The class names, where the file has them.
+    pub classes: Option<Vec<String>>,
+    /// The quantized variant (`int8-weights`, `int8-static`, `fp16`), where the file is one.
+    pub variant: Option<String>,
+    /// The ONNX operator set the graph is written in, where the file declares it.
+    pub opset: Option<i64>,
+    /// Whether the model's output already holds probabilities (softmax in the graph); otherwise
+    /// the runtime applies softmax to its scores.
+    pub outputs_probabilities: bool,
+}
+
+impl Description {
+    /// The description as one line of JSON.
+    pub fn to_json(&self) -> String {
+        // Every field is a string, number, list or null: serialisation cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl Classifier {
+    /// What the model is, how images are prepared for it, and what runs it.
+    pub fn describe(&self) -> Description {
+        let info = self.info();
+        let config = self.input_config();
+        Description {
+            model: info.path.display().to_string(),
+            engine: self.engine_name().to_string(),
+            provider: self.provider(),
+            input_name: info.input.name.clone(),
+            input_shape: info.input.shape_text(),
+            height: config.height,
+            width: config.width,
+            layout: config.layout,
+            channel_order: config.channel_order,
+            scale: config.scale,
+            mean: config.mean,
+            std: config.std,
+            num_classes: info.num_classes(),
+            classes: info.classes.clone(),
+            variant: info.metadata.get(keys::QUANTIZATION_VARIANT).cloned(),
+            opset: info.opset,
+            outputs_probabilities: info.outputs_probabilities,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Classifier, EngineChoice};
+
+    #[test]
+    fn describes_the_tiny_model_from_its_file() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tiny_classifier.onnx"
+        );
+        let classifier = Classifier::builder()
+            .engine(EngineChoice::Tract)
+            .build_from_file(path)
+            .expect("tiny model loads");
+        let d = classifier.describe();
+        assert_eq!((d.height, d.width), (8, 8));
+        assert_eq!(d.engine, "tract");
+        assert_eq!(d.num_classes, Some(3));
+        assert_eq!(d.input_shape, classifier.info().input.shape_text());
+        assert_eq!(d.classes, classifier.info().classes);
+        let json: serde_json::Value = serde_json::from_str(&d.to_json()).expect("valid JSON");
+        assert_eq!(json["layout"], "NCHW");
+        assert_eq!(json["height"], 8);
+        assert!(json["model"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("tiny_classifier.onnx")));
+    }
+}
