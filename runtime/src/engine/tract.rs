@@ -14,7 +14,7 @@ const MAX_PLANS: usize = 4;
 /// [`guarded`] call started, whose panics it catches.
 const POOL: &str = "runtime-tract";
 
-#[cfg(not(target_family = "wasm"))]
+#[cfg(feature = "threads")]
 fn executor(threads: Option<usize>) -> Executor {
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if n > 1 {
@@ -24,7 +24,7 @@ fn executor(threads: Option<usize>) -> Executor {
     }
 }
 
-#[cfg(target_family = "wasm")]
+#[cfg(not(feature = "threads"))]
 fn executor(_: Option<usize>) -> Executor {
     Executor::SingleThread
 }
