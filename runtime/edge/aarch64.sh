@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Cross-builds the tract-only runtime CLI for aarch64-unknown-linux-gnu, runs it under Debian's
-# qemu-user on a freshly exported CNN and its int8-weights variant and a few images, and checks
-# that it gives the same top-1 classes and probabilities (within 1e-5) as the native build.
+# Cross-builds the tract-only runtime CLI and C library for aarch64-unknown-linux-gnu, runs them
+# under Debian's qemu-user on a freshly exported CNN (and its int8-weights variant) and a few
+# images, and checks that they give the same top-1 classes and probabilities (within 1e-5) as the
+# native build: the CLI, and the C example (runtime/c/examples/classify.c) linked against the
+# library with the cross compiler.
 #
 # Run from the repository root: bash runtime/edge/aarch64.sh
 # Installs what it needs: the Rust target (rustup), gcc-aarch64-linux-gnu and qemu-user (apt).
@@ -18,7 +20,9 @@ if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/
 fi
 
 cargo build --quiet --release -p runtime --no-default-features --features cli --target "$target"
+cargo build --quiet --release -p runtime-c --no-default-features --target "$target"
 arm_bin="$CARGO_TARGET_DIR/$target/release/runtime"
+arm_lib="$CARGO_TARGET_DIR/$target/release"
 
 source runtime/edge/common.sh
 work=$(mktemp -d)
@@ -33,3 +37,22 @@ edge_native "$work" edge.int8-weights
 qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm_bin" classify --engine tract --format jsonl --top-k 10 \
     "$work/edge.int8-weights.onnx" "$work/images" >"$work/arm-int8.jsonl" 2>/dev/null
 edge_compare "$work/native-edge.int8-weights.jsonl" "$work/arm-int8.jsonl" "aarch64 (qemu), int8-weights variant"
+
+# The C library: the example, cross-compiled against it, prints the CLI's CSV.
+aarch64-linux-gnu-gcc -std=c11 -Wall -Wextra -Werror -pedantic runtime/c/examples/classify.c \
+    -I runtime/c/include -L "$arm_lib" -lcifar_onnx -Wl,-rpath,"$arm_lib" -o "$work/classify-arm"
+qemu-aarch64 -L /usr/aarch64-linux-gnu "$work/classify-arm" "$work/edge.onnx" "$work"/images/*.png \
+    >"$work/arm-c.csv" 2>/dev/null
+cargo run --quiet -p runtime -- classify --engine tract --format csv --top-k 3 "$work/edge.onnx" \
+    "$work"/images/*.png >"$work/native.csv" 2>/dev/null
+python3 - "$work/native.csv" "$work/arm-c.csv" <<'PY'
+import csv, sys
+native, arm = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
+assert len(native) == len(arm) == 4 and all(r["status"] == "ok" for r in arm), arm
+worst = 0.0
+for a, b in zip(native, arm):
+    assert a["path"] == b["path"] and a["label_1"] == b["label_1"], (a, b)
+    worst = max(worst, abs(float(a["probability_1"]) - float(b["probability_1"])))
+assert worst <= 1e-5, worst
+print(f"aarch64 (qemu), the C library through its example matches native on {len(arm)} images: same top-1, max abs diff {worst:.2e}")
+PY
