@@ -2,7 +2,7 @@
 //! line or a caller in another language (as JSON).
 
 use crate::classifier::Classifier;
-use crate::preprocess::{keys, ChannelOrder, Layout};
+use crate::preprocess::{keys, InputConfig};
 use serde::Serialize;
 
 /// The model a [`Classifier`] runs, how images are prepared for it, and what runs it.
@@ -18,20 +18,10 @@ pub struct Description {
     pub input_name: String,
     /// The input tensor's shape as the file declares it, e.g. `[batch, 32, 32, 3]`.
     pub input_shape: String,
-    /// Input height in pixels.
-    pub height: usize,
-    /// Input width in pixels.
-    pub width: usize,
-    /// Where the channel axis is.
-    pub layout: Layout,
-    /// The order of the colour channels.
-    pub channel_order: ChannelOrder,
-    /// Multiplier applied to 0..255 pixel values.
-    pub scale: f32,
-    /// Subtracted after scaling, per channel in the model's order.
-    pub mean: [f32; 3],
-    /// Divided by last, per channel in the model's order.
-    pub std: [f32; 3],
+    /// How images are prepared for it: size, layout, channel order, scale, mean, std (at the
+    /// top level of the JSON, beside the other fields).
+    #[serde(flatten)]
+    pub input: InputConfig,
     /// How many classes the model tells apart, where the file says.
     pub num_classes: Option<usize>,
     /// The class names, where the file has them.
@@ -57,20 +47,13 @@ impl Classifier {
     /// What the model is, how images are prepared for it, and what runs it.
     pub fn describe(&self) -> Description {
         let info = self.info();
-        let config = self.input_config();
         Description {
             model: info.path.display().to_string(),
             engine: self.engine_name().to_string(),
             provider: self.provider(),
             input_name: info.input.name.clone(),
             input_shape: info.input.shape_text(),
-            height: config.height,
-            width: config.width,
-            layout: config.layout,
-            channel_order: config.channel_order,
-            scale: config.scale,
-            mean: config.mean,
-            std: config.std,
+            input: self.input_config().clone(),
             num_classes: info.num_classes(),
             classes: info.classes.clone(),
             variant: info.metadata.get(keys::QUANTIZATION_VARIANT).cloned(),
@@ -95,7 +78,7 @@ mod tests {
             .build_from_file(path)
             .expect("tiny model loads");
         let d = classifier.describe();
-        assert_eq!((d.height, d.width), (8, 8));
+        assert_eq!((d.input.height, d.input.width), (8, 8));
         assert_eq!(d.engine, "tract");
         assert_eq!(d.num_classes, Some(3));
         assert_eq!(d.input_shape, classifier.info().input.shape_text());

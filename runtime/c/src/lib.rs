@@ -159,6 +159,17 @@ unsafe fn obj<'a, T>(p: *const T, what: &str) -> Result<&'a T, Failure> {
     unsafe { p.as_ref() }.ok_or_else(|| Failure::invalid(format!("{what} is null")))
 }
 
+/// Frees an object this library handed out as a box (null does nothing).
+///
+/// # Safety
+/// `p` is null or came from `Box::into_raw` here and is not used again.
+unsafe fn free_box<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: made by Box::into_raw, freed once by the caller's contract.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
 /// The library's version, e.g. `"0.1.0"` (a static string: do not free it).
 #[no_mangle]
 pub extern "C" fn cifar_version() -> *const c_char {
@@ -207,10 +218,8 @@ pub extern "C" fn cifar_options_new() -> *mut CifarOptions {
 /// `options` is null or came from [`cifar_options_new`] and is not used again.
 #[no_mangle]
 pub unsafe extern "C" fn cifar_options_free(options: *mut CifarOptions) {
-    if !options.is_null() {
-        // SAFETY: made by Box::into_raw in cifar_options_new, freed once by the caller's contract.
-        drop(unsafe { Box::from_raw(options) });
-    }
+    // SAFETY: made by cifar_options_new, by the caller's contract.
+    unsafe { free_box(options) }
 }
 
 /// Which engine runs the model: `"auto"`, `"ort"` or `"tract"`.
@@ -357,8 +366,8 @@ impl CifarClassifier {
                 c_string(&name.cloned().unwrap_or_else(|| i.to_string()))
             })
             .collect();
-        let layout = serde_name(&d.layout);
-        let order = serde_name(&d.channel_order);
+        let layout = serde_name(&d.input.layout);
+        let order = serde_name(&d.input.channel_order);
         let strings: Vec<CString> = [
             Some(&d.model),
             Some(&d.engine),
@@ -374,14 +383,14 @@ impl CifarClassifier {
             model: strings[0].as_ptr(),
             engine: strings[1].as_ptr(),
             provider: strings[2].as_ptr(),
-            width: d.width as u32,
-            height: d.height as u32,
+            width: d.input.width as u32,
+            height: d.input.height as u32,
             num_classes: classes,
             layout: strings[3].as_ptr(),
             channel_order: strings[4].as_ptr(),
-            scale: d.scale,
-            mean: d.mean,
-            std: d.std,
+            scale: d.input.scale,
+            mean: d.input.mean,
+            std: d.input.std,
             variant: if d.variant.is_some() {
                 strings[5].as_ptr()
             } else {
@@ -521,13 +530,9 @@ pub unsafe extern "C" fn cifar_classifier_open_bytes(
 /// `classifier` is null or came from an open function and is not used again.
 #[no_mangle]
 pub unsafe extern "C" fn cifar_classifier_free(classifier: *mut CifarClassifier) {
-    if !classifier.is_null() {
-        // SAFETY: made by Box::into_raw in `open`, freed once by the caller's contract. A panic
-        // while dropping the engine must not cross into C.
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            drop(unsafe { Box::from_raw(classifier) })
-        }));
-    }
+    // SAFETY: made by `open`, by the caller's contract. A panic while dropping the engine must
+    // not cross into C.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { free_box(classifier) }));
 }
 
 /// Fills `*out` with what the model is and how images are prepared for it.
@@ -810,8 +815,6 @@ pub unsafe extern "C" fn cifar_result_class(
 /// `result` is null or came from a classify call and is not used again.
 #[no_mangle]
 pub unsafe extern "C" fn cifar_result_free(result: *mut CifarResult) {
-    if !result.is_null() {
-        // SAFETY: made by Box::into_raw in a classify call, freed once by the caller's contract.
-        drop(unsafe { Box::from_raw(result) });
-    }
+    // SAFETY: made by a classify call, by the caller's contract.
+    unsafe { free_box(result) }
 }
