@@ -20,7 +20,8 @@ if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/
 fi
 
 cargo build --quiet --release -p runtime --no-default-features --features cli --target "$target"
-cargo build --quiet --release -p runtime-c --no-default-features --target "$target"
+# Tract only, with its thread pool as the CLI has it (so that both share one build of tract).
+cargo build --quiet --release -p runtime-c --no-default-features --features threads --target "$target"
 arm_bin="$CARGO_TARGET_DIR/$target/release/runtime"
 arm_lib="$CARGO_TARGET_DIR/$target/release"
 

@@ -62,32 +62,3 @@ impl Classifier {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::{Classifier, EngineChoice};
-
-    #[test]
-    fn describes_the_tiny_model_from_its_file() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/tiny_classifier.onnx"
-        );
-        let classifier = Classifier::builder()
-            .engine(EngineChoice::Tract)
-            .build_from_file(path)
-            .expect("tiny model loads");
-        let d = classifier.describe();
-        assert_eq!((d.input.height, d.input.width), (8, 8));
-        assert_eq!(d.engine, "tract");
-        assert_eq!(d.num_classes, Some(3));
-        assert_eq!(d.input_shape, classifier.info().input.shape_text());
-        assert_eq!(d.classes, classifier.info().classes);
-        let json: serde_json::Value = serde_json::from_str(&d.to_json()).expect("valid JSON");
-        assert_eq!(json["layout"], "NCHW");
-        assert_eq!(json["height"], 8);
-        assert!(json["model"]
-            .as_str()
-            .is_some_and(|m| m.ends_with("tiny_classifier.onnx")));
-    }
-}
