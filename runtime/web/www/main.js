@@ -278,7 +278,10 @@ document.addEventListener("drop", onDrop);
 async function loadBundled(name) {
   const response = await fetch(name).catch(() => null);
   if (response?.ok) await loadModel(new Uint8Array(await response.arrayBuffer()), name.split("/").pop());
-  else status(`${name}: the site could not serve it`, true);
+  else {
+    status(`${name}: the site could not serve it`, true);
+    setState("error");
+  }
 }
 
 // The site's own models: listed in models.json by build.sh, else a model.onnx put beside the page.
