@@ -317,7 +317,16 @@ impl Classifier {
             });
         }
         let batch = planar.len() / per_image;
-        let probs = self.run_tensor(&self.config.tensor_from_planar(planar), batch)?;
+        self.classify_tensor(&self.config.tensor_from_planar(planar), batch)
+    }
+
+    /// Classifies a prepared input tensor of `batch` images (as [`Classifier::prepare_bytes`]
+    /// gives them, one after the other): one prediction an image.
+    ///
+    /// # Errors
+    /// As [`Classifier::run_tensor`].
+    pub fn classify_tensor(&mut self, input: &[f32], batch: usize) -> Result<Vec<Prediction>> {
+        let probs = self.run_tensor(input, batch)?;
         let classes = probs.len() / batch;
         Ok(probs
             .chunks_exact(classes)
@@ -377,12 +386,25 @@ impl Classifier {
     /// # Errors
     /// `Error::Image` (naming `name`) when the bytes are not an image this runtime decodes.
     pub fn prepare_bytes(&self, bytes: &[u8], name: impl AsRef<Path>) -> Result<Vec<f32>> {
-        let img = preprocess::decode_image_bytes(bytes).map_err(|source| Error::Image {
-            path: name.as_ref().to_path_buf(),
+        let planar = self.fit(preprocess::decode_image_bytes(bytes), name.as_ref())?;
+        Ok(self.config.tensor_from_planar(&planar))
+    }
+
+    /// One decoded image resized to the model's input, as planar RGB; `name` names it in errors.
+    fn fit(
+        &self,
+        img: Result<image::DynamicImage, preprocess::ImageError>,
+        name: &Path,
+    ) -> Result<Vec<u8>> {
+        let img = img.map_err(|source| Error::Image {
+            path: name.to_path_buf(),
             source,
         })?;
-        let planar = preprocess::fit_planar(&img, self.config.height, self.config.width);
-        Ok(self.config.tensor_from_planar(&planar))
+        Ok(preprocess::fit_planar(
+            &img,
+            self.config.height,
+            self.config.width,
+        ))
     }
 
     /// Resizes and classifies one decoded image; `name` names it in errors.
@@ -391,11 +413,7 @@ impl Classifier {
         img: Result<image::DynamicImage, preprocess::ImageError>,
         name: &Path,
     ) -> Result<Prediction> {
-        let img = img.map_err(|source| Error::Image {
-            path: name.to_path_buf(),
-            source,
-        })?;
-        let planar = preprocess::fit_planar(&img, self.config.height, self.config.width);
+        let planar = self.fit(img, name)?;
         let mut predictions = self.classify_planar(&planar)?;
         predictions.pop().ok_or_else(|| Error::Engine {
             engine: self.engine_name(),

@@ -68,6 +68,35 @@ fn rgb8_rows_and_the_prepared_tensor_classify_as_the_encoded_image_does() {
     assert_eq!(input.len(), 3 * 8 * 8);
     let probabilities = classifier.run_tensor(&input, 1).expect("the tensor runs");
     assert_eq!(probabilities, encoded.probabilities);
+
+    // Two prepared images in one run: the answers each gets alone.
+    let reversed: Vec<u8> = pixels.iter().rev().copied().collect();
+    let alone = classifier
+        .classify_rgb8(&reversed, w, h, 3 * w)
+        .expect("reversed rows classify");
+    // Different answers, so that rows swapped or repeated in the batch would show.
+    assert_ne!(alone.probabilities, encoded.probabilities);
+    let mut other = Vec::new();
+    image::RgbImage::from_raw(w as u32, h as u32, reversed)
+        .expect("whole image")
+        .write_to(&mut Cursor::new(&mut other), image::ImageFormat::Png)
+        .expect("PNG encodes");
+    let mut both = input.clone();
+    both.extend(
+        classifier
+            .prepare_bytes(&other, "y.png")
+            .expect("PNG prepares"),
+    );
+    let batch = classifier
+        .classify_tensor(&both, 2)
+        .expect("two images run");
+    assert_eq!(batch.len(), 2);
+    for (got, want) in batch.iter().zip([&encoded, &alone]) {
+        assert_eq!(got.class, want.class);
+        for (a, b) in got.probabilities.iter().zip(&want.probabilities) {
+            assert!((a - b).abs() <= 1e-6, "{a} against {b} alone");
+        }
+    }
 }
 
 #[test]

@@ -29,6 +29,26 @@ pub enum ChannelOrder {
     Bgr,
 }
 
+impl Layout {
+    /// `"NCHW"` or `"NHWC"`, as the metadata writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Nchw => "NCHW",
+            Layout::Nhwc => "NHWC",
+        }
+    }
+}
+
+impl ChannelOrder {
+    /// `"RGB"` or `"BGR"`, as the metadata writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelOrder::Rgb => "RGB",
+            ChannelOrder::Bgr => "BGR",
+        }
+    }
+}
+
 impl std::str::FromStr for Layout {
     type Err = String;
 
@@ -228,22 +248,17 @@ impl InputConfig {
     /// The `metadata_props` entries that describe this preprocessing.
     pub fn to_metadata(&self) -> Vec<(String, String)> {
         let triple = |v: [f32; 3]| format!("{},{},{}", v[0], v[1], v[2]);
-        let order = match self.channel_order {
-            ChannelOrder::Rgb => "RGB",
-            ChannelOrder::Bgr => "BGR",
-        };
-        let layout = match self.layout {
-            Layout::Nchw => "NCHW",
-            Layout::Nhwc => "NHWC",
-        };
         let pixel_format = match self.channel_order {
             ChannelOrder::Rgb => "Rgb8",
             ChannelOrder::Bgr => "Bgr8",
         };
         let mut entries = vec![
-            (keys::LAYOUT.into(), layout.into()),
+            (keys::LAYOUT.into(), self.layout.as_str().into()),
             (keys::SIZE.into(), format!("{}x{}", self.height, self.width)),
-            (keys::CHANNEL_ORDER.into(), order.into()),
+            (
+                keys::CHANNEL_ORDER.into(),
+                self.channel_order.as_str().into(),
+            ),
             (keys::SCALE.into(), self.scale.to_string()),
             (keys::MEAN.into(), triple(self.mean)),
             (keys::STD.into(), triple(self.std)),
