@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The C library as an app uses it, from its header alone:
-#   - the committed header is what cbindgen makes of src/lib.rs, and documents every function;
+#   - the committed header is what cbindgen makes of src/, and documents every function;
 #   - the example (examples/classify.c) and the ABI test (tests/abi.c) build with -Wall -Wextra
 #     -Werror -pedantic and run under AddressSanitizer (with its leak checker) and
 #     UndefinedBehaviorSanitizer: the ABI test passes every bad argument, a missing file, a bad
@@ -34,7 +34,7 @@ trap 'rm -rf "$work"' EXIT
 # The header.
 "$tools/bin/cbindgen" --quiet --config runtime/c/cbindgen.toml --output "$work/cifar_onnx.h" runtime/c
 if ! diff -u runtime/c/include/cifar_onnx.h "$work/cifar_onnx.h"; then
-    echo "FAIL: runtime/c/include/cifar_onnx.h is not what cbindgen makes of runtime/c/src/lib.rs;" >&2
+    echo "FAIL: runtime/c/include/cifar_onnx.h is not what cbindgen makes of runtime/c/src/;" >&2
     echo "      run: $tools/bin/cbindgen --config runtime/c/cbindgen.toml --output runtime/c/include/cifar_onnx.h runtime/c" >&2
     exit 1
 fi
@@ -88,31 +88,12 @@ PY
     "$work/images/img1.png" fuzz/regressions/model_bytes/tract_string_initializer_raw_data.onnx
 "$work/header-cpp" "$work/edge.onnx"
 
-# compare_csv CLI.csv C.csv WHAT: same rows, statuses and labels; probabilities within 1e-6.
-compare_csv() {
-    python3 - "$@" <<'PY'
-import csv, sys
-cli, c = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
-assert [r["path"] for r in cli] == [r["path"] for r in c], "different files"
-for a, b in zip(cli, c):
-    assert a["status"] == b["status"], (a, b)
-    assert (a["engine"], a["provider"]) == (b["engine"], b["provider"]), (a, b)
-    for k in (1, 2, 3):
-        assert a[f"label_{k}"] == b[f"label_{k}"], (a, b)
-        if a["status"] == "ok":
-            assert abs(float(a[f"probability_{k}"]) - float(b[f"probability_{k}"])) <= 1.001e-6, (a, b)
-    if a["status"] == "error":
-        assert b["error"], b
-ok = sum(r["status"] == "ok" for r in c)
-print(f"{sys.argv[3]}: the same {len(c)} rows as the CLI ({ok} classified, {len(c) - ok} errors), top-3 labels and probabilities")
-PY
-}
 files=("$work"/images/*.png "$work/truncated.png" "$work/notes.jpg")
 "$cli" classify --engine tract --format csv --top-k 3 "$work/edge.onnx" "${files[@]}" >"$work/cli.csv" 2>/dev/null || true
 status=0
 CIFAR_ENGINE=tract "$work/classify-asan" "$work/edge.onnx" "${files[@]}" >"$work/c.csv" 2>"$work/c.err" || status=$?
 [ "$status" = 1 ] || { cat "$work/c.err" >&2; echo "FAIL: the example exits $status, not 1, with broken images" >&2; exit 1; }
-compare_csv "$work/cli.csv" "$work/c.csv" "C example (tract, ASan/UBSan)"
+edge_compare_csv "$work/cli.csv" "$work/c.csv" "C example (tract, ASan/UBSan)" 1.001e-6 3
 # A model that is not one: the example says so, naming it, and exits 1.
 if CIFAR_ENGINE=tract "$work/classify-asan" "$work/images/img1.png" "${files[@]}" >/dev/null 2>"$work/bad.err"; then
     echo "FAIL: the example accepts a PNG as its model" >&2
@@ -126,7 +107,7 @@ cargo run --quiet -p runtime -- fetch-ort >/dev/null
 ort_lib=$(ls runtime/onnxruntime/libonnxruntime.so.* | head -n 1)
 "$cli" classify --engine ort --format csv --top-k 3 "$work/edge.onnx" "${files[@]}" >"$work/cli-ort.csv" 2>/dev/null || true
 CIFAR_ENGINE=ort ORT_DYLIB_PATH="$PWD/$ort_lib" "$work/classify" "$work/edge.onnx" "${files[@]}" >"$work/c-ort.csv" 2>/dev/null || true
-compare_csv "$work/cli-ort.csv" "$work/c-ort.csv" "C example (ONNX Runtime)"
+edge_compare_csv "$work/cli-ort.csv" "$work/c-ort.csv" "C example (ONNX Runtime)" 1.001e-6 3
 
 # The tract-only library as shipped: size-tuned, stripped, within 12 MB, and the same answers.
 cargo build --quiet --profile ship -p runtime-c --no-default-features
@@ -134,13 +115,13 @@ shipped="$CARGO_TARGET_DIR/ship/libcifar_onnx.so"
 cc "${warn[@]}" runtime/c/examples/classify.c -I runtime/c/include -L "$CARGO_TARGET_DIR/ship" -lcifar_onnx \
     -Wl,-rpath,"$CARGO_TARGET_DIR/ship" -o "$work/classify-shipped"
 "$work/classify-shipped" "$work/edge.onnx" "${files[@]}" >"$work/c-shipped.csv" 2>/dev/null || true
-compare_csv "$work/cli.csv" "$work/c-shipped.csv" "C example on the shipped tract-only library"
+edge_compare_csv "$work/cli.csv" "$work/c-shipped.csv" "C example on the shipped tract-only library" 1.001e-6 3
 # The static library of the same build, linked into the example. tract's assembly kernels carry no
 # stack note, so the linker is told that the stack is not executable.
 cc "${warn[@]}" runtime/c/examples/classify.c -I runtime/c/include "$CARGO_TARGET_DIR/ship/libcifar_onnx.a" \
     -lpthread -ldl -lm -Wl,-z,noexecstack -o "$work/classify-static" 2>"$work/static.err" \
     || { cat "$work/static.err" >&2; exit 1; }
 "$work/classify-static" "$work/edge.onnx" "${files[@]}" >"$work/c-static.csv" 2>/dev/null || true
-compare_csv "$work/cli.csv" "$work/c-static.csv" "C example linked with the static tract-only library"
+edge_compare_csv "$work/cli.csv" "$work/c-static.csv" "C example linked with the static tract-only library" 1.001e-6 3
 size=$(stat -c %s "$shipped")
 python3 -c 'import sys; s = int(sys.argv[1]); print(f"size: the tract-only libcifar_onnx.so, stripped: {s / 1e6:.2f} MB ({s} bytes), at most 12 MB"); sys.exit(s > 12_000_000)' "$size"

@@ -1,5 +1,5 @@
 /* The runtime's image classifier for C and C++ (runtime/c/README.md). Made by cbindgen from
- * runtime/c/src/lib.rs: edit that, not this. */
+ * runtime/c/src/: edit that, not this. */
 
 #ifndef CIFAR_ONNX_H
 #define CIFAR_ONNX_H
@@ -9,7 +9,7 @@
 
 /**
  * What a call did. `CIFAR_STATUS_OK` is 0; every other value comes with a message
- * ([`cifar_last_error`]).
+ * (`cifar_last_error`).
  */
 typedef enum cifar_status {
   /**

@@ -1,5 +1,5 @@
 //! The runtime's classifier behind a C ABI: `libcifar_onnx.so` / `libcifar_onnx.a` and
-//! `include/cifar_onnx.h` (made from this file by cbindgen; `runtime/c/test.sh` checks that the
+//! `include/cifar_onnx.h` (made from this crate by cbindgen; `runtime/c/test.sh` checks that the
 //! committed header is current).
 //!
 //! Every function catches panics and returns a [`CifarStatus`]; the message of the last failure on
@@ -8,167 +8,24 @@
 //! threads: its calls take turns (open one classifier per thread to classify in parallel).
 
 // A C ABI reads and writes through the caller's pointers, which needs `unsafe`: every such use
-// is in this file, after a null check, with the length the caller gave.
+// is in this crate, after a null check (boundary.rs), with the length the caller gave.
+//
+// The file is the C functions, one concern: each maps a C call onto the runtime and documents its
+// contract for the header, which is most of its length; how a call crosses the boundary (status,
+// message, pointer checks) is in boundary.rs.
 #![allow(unsafe_code)]
 
-use runtime::{Classifier, EngineChoice, Error};
-use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+mod boundary;
+
+pub use boundary::CifarStatus;
+use boundary::{
+    bytes_arg, c_string, call, free_box, obj, obj_mut, out_arg, str_arg, Failure, LAST_ERROR,
+};
+use runtime::{Classifier, EngineChoice, Error, Prediction};
+use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, Once};
-
-/// What a call did. `CIFAR_STATUS_OK` is 0; every other value comes with a message
-/// ([`cifar_last_error`]).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CifarStatus {
-    /// The call did what it was asked.
-    Ok = 0,
-    /// A null pointer, a string that is not UTF-8, a value out of range.
-    InvalidArgument = 1,
-    /// A file could not be read.
-    Io = 2,
-    /// Not a usable image classifier (or a value in its metadata is unusable).
-    BadModel = 3,
-    /// An image that cannot be decoded or used.
-    BadImage = 4,
-    /// Pixels or sizes that do not fit (a buffer too small for its width, height and stride).
-    BadInput = 5,
-    /// The engine failed to load or run the model.
-    Engine = 6,
-    /// ONNX Runtime was asked for and could not be loaded.
-    OrtUnavailable = 7,
-    /// A failure inside the library that it caught (a bug: please report the message).
-    Internal = 8,
-}
-
-/// A failed call: its status and message.
-struct Failure {
-    status: CifarStatus,
-    message: String,
-}
-
-impl Failure {
-    fn invalid(message: impl Into<String>) -> Self {
-        Failure {
-            status: CifarStatus::InvalidArgument,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        let status = match &e {
-            Error::Io { .. } => CifarStatus::Io,
-            Error::BadModel { .. } => CifarStatus::BadModel,
-            Error::Image { .. } => CifarStatus::BadImage,
-            Error::Engine { .. } => CifarStatus::Engine,
-            Error::OrtUnavailable(_) => CifarStatus::OrtUnavailable,
-            Error::InputShape { .. }
-            | Error::NotWholeImages { .. }
-            | Error::Pixels(_)
-            | Error::InputConfig(_) => CifarStatus::BadInput,
-            _ => CifarStatus::Internal,
-        };
-        Failure {
-            status,
-            message: e.to_string(),
-        }
-    }
-}
-
-thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-}
-
-/// A string for C: interior NUL bytes (which no message should hold) become spaces.
-fn c_string(s: &str) -> CString {
-    CString::new(s.replace('\0', " ")).unwrap_or_default()
-}
-
-fn set_last_error(message: &str) {
-    LAST_ERROR.with(|e| *e.borrow_mut() = c_string(message));
-}
-
-/// Runs one call: its failure (or a panic) becomes a status and the thread's last error.
-fn call(f: impl FnOnce() -> Result<(), Failure>) -> CifarStatus {
-    let failure = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => return CifarStatus::Ok,
-        Ok(Err(failure)) => failure,
-        Err(panic) => Failure {
-            status: CifarStatus::Internal,
-            message: format!(
-                "internal error: {}",
-                panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic without a message".into())
-            ),
-        },
-    };
-    set_last_error(&failure.message);
-    failure.status
-}
-
-/// A string argument: not null, UTF-8.
-///
-/// # Safety
-/// `p` is null or points to a NUL-terminated string that outlives the call.
-unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
-    if p.is_null() {
-        return Err(Failure::invalid(format!("{what} is null")));
-    }
-    // SAFETY: not null, and NUL-terminated by the caller's contract.
-    unsafe { CStr::from_ptr(p) }
-        .to_str()
-        .map_err(|_| Failure::invalid(format!("{what} is not UTF-8")))
-}
-
-/// A byte-buffer argument: not null (even when empty).
-///
-/// # Safety
-/// `p` is null or points to `len` readable bytes that outlive the call.
-unsafe fn bytes_arg<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a [u8], Failure> {
-    if p.is_null() {
-        return Err(Failure::invalid(format!("{what} is null")));
-    }
-    // SAFETY: not null, `len` bytes by the caller's contract.
-    Ok(unsafe { std::slice::from_raw_parts(p, len) })
-}
-
-/// An output argument: not null; set to null until there is something to put there.
-///
-/// # Safety
-/// `out` is null or points to a writable pointer.
-unsafe fn out_arg<'a, T>(out: *mut *mut T, what: &str) -> Result<&'a mut *mut T, Failure> {
-    // SAFETY: null or writable by the caller's contract.
-    let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::invalid(format!("{what} is null")))?;
-    *out = std::ptr::null_mut();
-    Ok(out)
-}
-
-/// A reference to an object this library made.
-///
-/// # Safety
-/// `p` is null or a live object of this library.
-unsafe fn obj<'a, T>(p: *const T, what: &str) -> Result<&'a T, Failure> {
-    // SAFETY: null or live by the caller's contract.
-    unsafe { p.as_ref() }.ok_or_else(|| Failure::invalid(format!("{what} is null")))
-}
-
-/// Frees an object this library handed out as a box (null does nothing).
-///
-/// # Safety
-/// `p` is null or came from `Box::into_raw` here and is not used again.
-unsafe fn free_box<T>(p: *mut T) {
-    if !p.is_null() {
-        // SAFETY: made by Box::into_raw, freed once by the caller's contract.
-        drop(unsafe { Box::from_raw(p) });
-    }
-}
 
 /// The library's version, e.g. `"0.1.0"` (a static string: do not free it).
 #[no_mangle]
@@ -233,8 +90,7 @@ pub unsafe extern "C" fn cifar_options_set_engine(
 ) -> CifarStatus {
     call(|| {
         // SAFETY: null or live by the caller's contract.
-        let options =
-            unsafe { options.as_mut() }.ok_or_else(|| Failure::invalid("options is null"))?;
+        let options = unsafe { obj_mut(options, "options") }?;
         // SAFETY: as documented.
         let engine = unsafe { str_arg(engine, "engine") }?;
         options.engine = engine.parse().map_err(Failure::invalid)?;
@@ -253,8 +109,7 @@ pub unsafe extern "C" fn cifar_options_set_threads(
 ) -> CifarStatus {
     call(|| {
         // SAFETY: null or live by the caller's contract.
-        let options =
-            unsafe { options.as_mut() }.ok_or_else(|| Failure::invalid("options is null"))?;
+        let options = unsafe { obj_mut(options, "options") }?;
         if threads > 256 {
             return Err(Failure::invalid(format!(
                 "threads: {threads} is more than 256"
@@ -277,8 +132,7 @@ pub unsafe extern "C" fn cifar_options_set_ort_library(
 ) -> CifarStatus {
     call(|| {
         // SAFETY: null or live by the caller's contract.
-        let options =
-            unsafe { options.as_mut() }.ok_or_else(|| Failure::invalid("options is null"))?;
+        let options = unsafe { obj_mut(options, "options") }?;
         // SAFETY: as documented.
         options.ort_library = Some(unsafe { str_arg(path, "path") }?.into());
         Ok(())
@@ -345,9 +199,20 @@ pub struct CifarClassifier {
     /// Class names, by index (the index as text where the model names none).
     labels: Vec<CString>,
     /// Keeps the strings `info` points to.
-    _strings: Vec<CString>,
+    _strings: InfoStrings,
     info: CifarModelInfo,
     description: String,
+}
+
+/// The strings a [`CifarModelInfo`] points to (a `CString`'s bytes stay where they are when it
+/// moves).
+struct InfoStrings {
+    model: CString,
+    engine: CString,
+    provider: CString,
+    layout: CString,
+    channel_order: CString,
+    variant: Option<CString>,
 }
 
 // SAFETY: the raw pointers in `info` point into `_strings`, which the classifier owns and never
@@ -366,36 +231,30 @@ impl CifarClassifier {
                 c_string(&name.cloned().unwrap_or_else(|| i.to_string()))
             })
             .collect();
-        let layout = serde_name(&d.input.layout);
-        let order = serde_name(&d.input.channel_order);
-        let strings: Vec<CString> = [
-            Some(&d.model),
-            Some(&d.engine),
-            Some(&d.provider),
-            Some(&layout),
-            Some(&order),
-            d.variant.as_ref(),
-        ]
-        .into_iter()
-        .map(|s| c_string(s.map(String::as_str).unwrap_or("")))
-        .collect();
+        let strings = InfoStrings {
+            model: c_string(&d.model),
+            engine: c_string(&d.engine),
+            provider: c_string(&d.provider),
+            layout: c_string(d.input.layout.as_str()),
+            channel_order: c_string(d.input.channel_order.as_str()),
+            variant: d.variant.as_deref().map(c_string),
+        };
         let info = CifarModelInfo {
-            model: strings[0].as_ptr(),
-            engine: strings[1].as_ptr(),
-            provider: strings[2].as_ptr(),
+            model: strings.model.as_ptr(),
+            engine: strings.engine.as_ptr(),
+            provider: strings.provider.as_ptr(),
             width: d.input.width as u32,
             height: d.input.height as u32,
             num_classes: classes,
-            layout: strings[3].as_ptr(),
-            channel_order: strings[4].as_ptr(),
+            layout: strings.layout.as_ptr(),
+            channel_order: strings.channel_order.as_ptr(),
             scale: d.input.scale,
             mean: d.input.mean,
             std: d.input.std,
-            variant: if d.variant.is_some() {
-                strings[5].as_ptr()
-            } else {
-                std::ptr::null()
-            },
+            variant: strings
+                .variant
+                .as_ref()
+                .map_or(std::ptr::null(), |v| v.as_ptr()),
         };
         CifarClassifier {
             inner: Mutex::new(inner),
@@ -415,26 +274,24 @@ impl CifarClassifier {
     }
 
     /// The `top_k` most probable classes of one image's probabilities.
-    fn result(&self, probabilities: &[f32], top_k: usize) -> CifarResult {
-        let mut order: Vec<usize> = (0..probabilities.len()).collect();
-        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
-        order.truncate(top_k.max(1));
-        let labels: Vec<CString> = order
+    fn result(&self, prediction: &Prediction, top_k: usize) -> CifarResult {
+        let top = prediction.top_k(top_k);
+        let labels: Vec<CString> = top
             .iter()
-            .map(|&i| {
+            .map(|&(i, _)| {
                 self.labels
                     .get(i)
                     .cloned()
                     .unwrap_or_else(|| c_string(&i.to_string()))
             })
             .collect();
-        let classes = order
+        let classes = top
             .iter()
             .zip(&labels)
-            .map(|(&index, label)| CifarClass {
+            .map(|(&(index, probability), label)| CifarClass {
                 index,
                 label: label.as_ptr(),
-                probability: probabilities[index],
+                probability,
             })
             .collect();
         CifarResult {
@@ -446,9 +303,16 @@ impl CifarClassifier {
     }
 }
 
-/// `"NCHW"`, `"RGB"`: a unit enum's name as the model metadata writes it.
-fn serde_name<T: std::fmt::Debug>(value: &T) -> String {
-    format!("{value:?}").to_ascii_uppercase()
+impl CifarResult {
+    /// The result of an image of a batch that could not be classified.
+    fn failed(failure: Failure) -> Self {
+        CifarResult {
+            status: failure.status,
+            error: Some(c_string(&failure.message)),
+            _labels: Vec::new(),
+            classes: Vec::new(),
+        }
+    }
 }
 
 fn open(
@@ -547,7 +411,7 @@ pub unsafe extern "C" fn cifar_classifier_info(
     call(|| {
         // SAFETY (both): as documented.
         let c = unsafe { obj(classifier, "classifier") }?;
-        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::invalid("out is null"))?;
+        let out = unsafe { obj_mut(out, "out") }?;
         *out = c.info;
         Ok(())
     })
@@ -622,7 +486,7 @@ pub unsafe extern "C" fn cifar_classify_encoded(
         let bytes = unsafe { bytes_arg(bytes, len, "bytes") }?;
         let name = unsafe { str_arg(name, "name") }?;
         let prediction = c.lock().classify_bytes(bytes, name)?;
-        *out = Box::into_raw(Box::new(c.result(&prediction.probabilities, top_k)));
+        *out = Box::into_raw(Box::new(c.result(&prediction, top_k)));
         Ok(())
     })
 }
@@ -654,7 +518,7 @@ pub unsafe extern "C" fn cifar_classify_rgb8(
         let prediction = c
             .lock()
             .classify_rgb8(pixels, width as usize, height as usize, stride)?;
-        *out = Box::into_raw(Box::new(c.result(&prediction.probabilities, top_k)));
+        *out = Box::into_raw(Box::new(c.result(&prediction, top_k)));
         Ok(())
     })
 }
@@ -724,23 +588,24 @@ pub unsafe extern "C" fn cifar_classify_batch(
                     (Err(e), _) | (_, Err(e)) => Err(e),
                 });
             }
-            let ready: Vec<&Vec<f32>> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
-            let mut probabilities = Vec::new();
-            if !ready.is_empty() {
-                let input: Vec<f32> = ready.iter().flat_map(|v| v.iter().copied()).collect();
-                probabilities = classifier.run_tensor(&input, ready.len())?;
-            }
-            let per_image = probabilities.len() / ready.len().max(1);
-            let mut rows = probabilities.chunks_exact(per_image.max(1));
+            // The prepared ones run through the model together.
+            let ready = prepared.iter().filter(|p| p.is_ok()).count();
+            let input: Vec<f32> = prepared.iter().flatten().flatten().copied().collect();
+            let mut predictions = if ready > 0 {
+                classifier.classify_tensor(&input, ready)?.into_iter()
+            } else {
+                Vec::new().into_iter()
+            };
             for p in prepared {
-                out.push(match p {
-                    Ok(_) => c.result(rows.next().unwrap_or(&[]), top_k),
-                    Err(f) => CifarResult {
-                        status: f.status,
-                        error: Some(c_string(&f.message)),
-                        _labels: Vec::new(),
-                        classes: Vec::new(),
-                    },
+                let prediction = p.and_then(|_| {
+                    predictions.next().ok_or_else(|| Failure {
+                        status: CifarStatus::Engine,
+                        message: "the model gave fewer predictions than images".into(),
+                    })
+                });
+                out.push(match prediction {
+                    Ok(prediction) => c.result(&prediction, top_k),
+                    Err(f) => CifarResult::failed(f),
                 });
             }
         }
@@ -798,7 +663,7 @@ pub unsafe extern "C" fn cifar_result_class(
     call(|| {
         // SAFETY (both): as documented.
         let r = unsafe { obj(result, "result") }?;
-        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::invalid("out is null"))?;
+        let out = unsafe { obj_mut(out, "out") }?;
         *out = *r.classes.get(index).ok_or_else(|| {
             Failure::invalid(format!(
                 "index {index}: the result holds {} classes",
