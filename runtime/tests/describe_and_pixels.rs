@@ -3,19 +3,12 @@
 
 mod common;
 
-use runtime::{Classifier, EngineChoice, Error};
+use runtime::Error;
 use std::io::Cursor;
-
-fn tiny() -> Classifier {
-    Classifier::builder()
-        .engine(EngineChoice::Tract)
-        .build_from_file(common::tiny())
-        .expect("the tiny model loads")
-}
 
 #[test]
 fn describes_the_tiny_model_from_its_file() {
-    let classifier = tiny();
+    let classifier = common::tiny_on_tract();
     let d = classifier.describe();
     assert_eq!((d.input.height, d.input.width), (8, 8));
     assert_eq!(d.engine, "tract");
@@ -34,7 +27,7 @@ fn describes_the_tiny_model_from_its_file() {
 
 #[test]
 fn rgb8_rows_and_the_prepared_tensor_classify_as_the_encoded_image_does() {
-    let mut classifier = tiny();
+    let mut classifier = common::tiny_on_tract();
     let (w, h) = (13, 9);
     let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 251) as u8).collect();
     let image = image::RgbImage::from_raw(w as u32, h as u32, pixels.clone()).expect("whole image");
@@ -101,7 +94,7 @@ fn rgb8_rows_and_the_prepared_tensor_classify_as_the_encoded_image_does() {
 
 #[test]
 fn unusable_pixel_buffers_are_errors_naming_the_problem() {
-    let mut classifier = tiny();
+    let mut classifier = common::tiny_on_tract();
     let (w, h) = (4, 3);
     let pixels = vec![7u8; 3 * w * h];
     let cases: [(&[u8], usize, usize, usize, &str); 5] = [

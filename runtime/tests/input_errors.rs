@@ -5,16 +5,9 @@ mod common;
 
 use runtime::{Classifier, EngineChoice, Error, InputOverrides};
 
-fn tiny_on_tract() -> Classifier {
-    Classifier::builder()
-        .engine(EngineChoice::Tract)
-        .build_from_file(common::tiny())
-        .expect("the test model loads")
-}
-
 #[test]
 fn pixels_that_are_not_whole_images_say_how_many_bytes_and_what_size() {
-    let mut classifier = tiny_on_tract();
+    let mut classifier = common::tiny_on_tract();
     let err = classifier
         .classify_planar(&[0u8; 3 * 8 * 8 + 1])
         .unwrap_err();
@@ -35,7 +28,7 @@ fn pixels_that_are_not_whole_images_say_how_many_bytes_and_what_size() {
 
 #[test]
 fn a_tensor_that_is_not_the_batch_names_the_shape_it_should_make() {
-    let mut classifier = tiny_on_tract();
+    let mut classifier = common::tiny_on_tract();
     let err = classifier.run_tensor(&[0.0; 3 * 8 * 8], 2).unwrap_err();
     match err {
         Error::InputShape { values, shape } => {

@@ -10,6 +10,14 @@ pub fn tiny() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_classifier.onnx")
 }
 
+/// The tiny model on tract.
+pub fn tiny_on_tract() -> Classifier {
+    Classifier::builder()
+        .engine(EngineChoice::Tract)
+        .build_from_file(tiny())
+        .expect("the test model loads")
+}
+
 /// ONNX Runtime's library for this test process: found, or fetched through pip. A test that
 /// needs it fails when neither works, so that ONNX Runtime's half of a test is never skipped.
 pub fn ensure_ort() -> PathBuf {
