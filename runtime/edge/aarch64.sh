@@ -46,14 +46,4 @@ qemu-aarch64 -L /usr/aarch64-linux-gnu "$work/classify-arm" "$work/edge.onnx" "$
     >"$work/arm-c.csv" 2>/dev/null
 cargo run --quiet -p runtime -- classify --engine tract --format csv --top-k 3 "$work/edge.onnx" \
     "$work"/images/*.png >"$work/native.csv" 2>/dev/null
-python3 - "$work/native.csv" "$work/arm-c.csv" <<'PY'
-import csv, sys
-native, arm = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
-assert len(native) == len(arm) == 4 and all(r["status"] == "ok" for r in arm), arm
-worst = 0.0
-for a, b in zip(native, arm):
-    assert a["path"] == b["path"] and a["label_1"] == b["label_1"], (a, b)
-    worst = max(worst, abs(float(a["probability_1"]) - float(b["probability_1"])))
-assert worst <= 1e-5, worst
-print(f"aarch64 (qemu), the C library through its example matches native on {len(arm)} images: same top-1, max abs diff {worst:.2e}")
-PY
+edge_compare_csv "$work/native.csv" "$work/arm-c.csv" "aarch64 (qemu), the C library through its example" 1e-5 1

@@ -55,3 +55,27 @@ assert worst <= 1e-5, worst
 print(f"{what} matches native on {len(other)} images: same top-1, max abs diff of probabilities {worst:.2e}")
 PY
 }
+
+# edge_compare_csv CLI.csv OTHER.csv WHAT TOLERANCE RANKS: two `classify --format csv` outputs (the
+# CLI's and the C example's) list the same files with the same statuses, engine and provider, and
+# the same labels at the first RANKS ranks, their probabilities within TOLERANCE.
+edge_compare_csv() {
+    python3 - "$@" <<'PY'
+import csv, sys
+cli, other = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
+what, tolerance, ranks = sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+assert cli and [r["path"] for r in cli] == [r["path"] for r in other], "different files"
+worst = 0.0
+for a, b in zip(cli, other):
+    assert [a[k] for k in ("status", "engine", "provider")] == [b[k] for k in ("status", "engine", "provider")], (a, b)
+    if a["status"] == "error":
+        assert b["error"], b
+        continue
+    for k in range(1, ranks + 1):
+        assert a[f"label_{k}"] == b[f"label_{k}"], (a, b)
+        worst = max(worst, abs(float(a[f"probability_{k}"]) - float(b[f"probability_{k}"])))
+assert worst <= tolerance, worst
+ok = sum(r["status"] == "ok" for r in other)
+print(f"{what}: the CLI's {len(other)} rows ({ok} classified, {len(other) - ok} errors), the same top-{ranks} labels, max abs diff {worst:.2e}")
+PY
+}
