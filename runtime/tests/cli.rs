@@ -265,6 +265,7 @@ fn verify_fails_when_an_engine_disagrees_or_does_not_run() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("tiny.verify.json")).expect("the verification report"),
@@ -288,6 +289,24 @@ fn verify_fails_when_an_engine_disagrees_or_does_not_run() {
         assert_eq!(check["error"], serde_json::Value::Null, "{report}");
     }
     assert_eq!(report["engine_agreement"], 1.0, "{report}");
+    // The default providers are cuda, then cpu: where ort ran on the CPU, the report and the
+    // table say why CUDA was passed over; tract has no providers to pass over.
+    let ort = &engines[0];
+    if ort["provider"] == "cpu" {
+        let why = ort["passed_over"].as_str().unwrap_or_default();
+        assert!(why.starts_with("execution provider cuda: "), "{report}");
+        assert!(
+            stdout.contains(&format!("tiny.onnx: ort ran on cpu; passed over: {why}")),
+            "{stdout}"
+        );
+    } else {
+        assert_eq!(ort["passed_over"], serde_json::Value::Null, "{report}");
+    }
+    assert_eq!(
+        engines[1]["passed_over"],
+        serde_json::Value::Null,
+        "{report}"
+    );
     // Predictions that tract disagrees with.
     reference.logits.reverse();
     let (ok, stderr) = verify(&reference);

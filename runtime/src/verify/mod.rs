@@ -212,6 +212,10 @@ pub struct EngineCheck {
     pub seconds: Option<f64>,
     /// Why the engine did not run, when it did not.
     pub error: Option<String>,
+    /// Why the execution providers asked for before the one that ran were passed over (one line
+    /// each), when any were: a GPU provider that could not be registered, say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed_over: Option<String>,
 }
 
 /// The `models/<name>.verify.json` report.
@@ -357,10 +361,35 @@ impl VerifyReport {
         for row in self.rows() {
             s += &format!("| {row}\n");
         }
-        if let Some(line) = self.engines_line() {
+        for line in self
+            .engines_line()
+            .into_iter()
+            .chain(self.passed_over_lines())
+        {
             s += &format!("{line}\n");
         }
         s
+    }
+
+    /// One line per engine that runs on another provider than the first asked for, saying why
+    /// each before it was passed over.
+    pub fn passed_over_lines(&self) -> Vec<String> {
+        let name = self
+            .model
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        self.engines
+            .iter()
+            .filter_map(|e| {
+                let why = e.passed_over.as_deref()?;
+                let ran = e.provider.as_deref().unwrap_or("-");
+                let why = why.replace('\n', "; ");
+                Some(format!(
+                    "{name}: {} ran on {ran}; passed over: {why}",
+                    e.engine
+                ))
+            })
+            .collect()
     }
 
     /// How often the engines agree with each other, for a variant (a float32 export agrees with
@@ -394,11 +423,13 @@ fn check_engine(
     if let Some(library) = ort_library {
         builder = builder.ort_library(library);
     }
-    let run = builder
-        .build_from_file(model)
-        .and_then(|mut c| Ok((evaluate(&mut c, set, batch)?, c.engine_name(), c.provider())));
+    let run = builder.build_from_file(model).and_then(|mut c| {
+        let eval = evaluate(&mut c, set, batch)?;
+        let passed_over = c.fallback_reason().map(str::to_string);
+        Ok((eval, c.engine_name(), c.provider(), passed_over))
+    });
     match run {
-        Ok((eval, engine, provider)) => {
+        Ok((eval, engine, provider, passed_over)) => {
             let top1: Vec<usize> = eval
                 .probabilities
                 .chunks_exact(classes)
@@ -425,6 +456,7 @@ fn check_engine(
                 max_abs_prob_diff: Some(max_diff),
                 seconds: Some(eval.seconds),
                 error: None,
+                passed_over,
             };
             (check, Some(top1))
         }
@@ -443,6 +475,7 @@ fn check_engine(
                 max_abs_prob_diff: None,
                 seconds: None,
                 error: Some(e.to_string()),
+                passed_over: None,
             },
             None,
         ),

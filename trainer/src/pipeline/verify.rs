@@ -74,7 +74,10 @@ pub fn summary_table(reports: &[VerifyReport]) -> String {
             first.data.display()
         );
     }
-    for line in reports.iter().filter_map(VerifyReport::engines_line) {
+    let notes = reports
+        .iter()
+        .flat_map(|r| r.engines_line().into_iter().chain(r.passed_over_lines()));
+    for line in notes {
         s += &format!("{line}\n");
     }
     s
