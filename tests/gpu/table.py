@@ -1,6 +1,8 @@
-"""One markdown table from a GPU check's models folder and the PyTorch peer's output.
+"""The GPU check's tables from its models folder and its logs folder: training and verification per
+run, the PyTorch peer (torch.log), the int8 static variants' verification, and the runtime's bench
+of VGG16 float32 and int8 on each GPU provider (bench-<provider>.<variant>.log).
 
-    python3 tests/gpu/table.py MODELS_DIR TORCH_LOG
+    python3 tests/gpu/table.py MODELS_DIR LOG_DIR
 """
 
 import glob
@@ -17,34 +19,74 @@ def last_json_line(path):
         return None
 
 
+def engine_cells(verify_path):
+    """ort's and tract's "agreement / max dp (provider)" cells of a `<model>.verify.json`."""
+    engines = {}
+    if os.path.exists(verify_path):
+        for e in json.load(open(verify_path))["engines"]:
+            if e.get("error"):
+                engines[e["engine"]] = "not run"
+            else:
+                engines[e["engine"]] = "%.2f %% / %.1e (%s, %.1f s)" % (
+                    100 * e["top1_agreement"], e["max_abs_prob_diff"], e["provider"], e["seconds"])
+    return engines.get("ort", "-"), engines.get("tract", "-")
+
+
 def main():
-    models, torch_log = sys.argv[1], sys.argv[2]
+    models, logs = sys.argv[1], sys.argv[2]
+    torch_log = os.path.join(logs, "torch.log")
     rows = []
-    print("| run | device | train images | epoch s | images/s | before epoch 1 s | test acc | ort agree / max dp | tract agree / max dp |")
+    print("| run | device | train images | epoch s | images/s | before epoch 1 s | test acc | ort: top-1 agreement with Burn / max prob diff (provider, s) | tract: the same |")
     print("|---|---|---|---|---|---|---|---|---|")
     for h in sorted(glob.glob(os.path.join(models, "*.history.json"))):
         name = os.path.basename(h)[: -len(".history.json")]
         hist = json.load(open(h))
         epoch = hist["epochs"][-1]
-        engines = {}
-        v = os.path.join(models, name + ".verify.json")
-        if os.path.exists(v):
-            for e in json.load(open(v))["engines"]:
-                if e.get("error"):
-                    engines[e["engine"]] = "not run"
-                else:
-                    engines[e["engine"]] = "%.2f %% / %.1e (%s)" % (
-                        100 * e["top1_agreement"], e["max_abs_prob_diff"], e["provider"])
+        ort, tract = engine_cells(os.path.join(models, name + ".verify.json"))
         rows.append((name, epoch["val_accuracy"]))
         print("| %s | %s | %d | %.1f | %.0f | %.1f | %.2f %% | %s | %s |" % (
             name, hist["device"], hist["train_images"], epoch["seconds"],
             epoch["images_per_second"], hist.get("setup_seconds", 0.0),
-            100 * epoch["val_accuracy"], engines.get("ort", "-"), engines.get("tract", "-")))
+            100 * epoch["val_accuracy"], ort, tract))
     peer = last_json_line(torch_log)
     if peer:
         print("| pytorch cnn | %s (%s) | - | %.1f | %.0f | - | %.2f %% | - | - |" % (
             peer["peer"], peer["device_name"], peer["seconds"], peer["images_per_second"],
             100 * peer["test_accuracy"]))
+    variants = sorted(v for v in glob.glob(os.path.join(models, "*.verify.json"))
+                      if json.load(open(v)).get("variant"))
+    if variants:
+        print("\n| variant | size MB | accuracy (first engine that ran) | ort: agreement with Burn fp32 / max prob diff (provider, s) | tract: the same |")
+        print("|---|---|---|---|---|")
+        for v in variants:
+            r = json.load(open(v))
+            ran = [e for e in r["engines"] if e.get("accuracy") is not None]
+            size = os.path.getsize(r["model"]) / 1e6 if os.path.exists(r["model"]) else float("nan")
+            print("| %s | %.1f | %s | %s | %s |" % (
+                os.path.basename(r["model"]), size,
+                "%.2f %%" % (100 * ran[0]["accuracy"]) if ran else "-", *engine_cells(v)))
+    passed_over = []
+    for v in sorted(glob.glob(os.path.join(models, "*.verify.json"))):
+        for e in json.load(open(v))["engines"]:
+            if e.get("passed_over"):
+                passed_over.append("%s: %s ran on %s; passed over: %s" % (
+                    os.path.basename(v)[: -len(".verify.json")], e["engine"], e["provider"],
+                    e["passed_over"].replace("\n", "; ")))
+    if passed_over:
+        print()
+        print("\n".join(passed_over))
+    bench = []
+    for log in sorted(glob.glob(os.path.join(logs, "bench-*.log"))):
+        label = os.path.basename(log)[len("bench-"): -len(".log")]
+        for line in open(log):
+            if line.startswith("{"):
+                bench.append((label, json.loads(line)))
+    if bench:
+        print("\n| VGG16 on ONNX Runtime | provider that ran | batch | median ms | images/s |")
+        print("|---|---|---|---|---|")
+        for label, b in bench:
+            print("| %s | %s | %d | %.2f | %.0f |" % (
+                label, b["provider"], b["batch"], 1000 * b["median_seconds"], b["images_per_second"]))
     acc = dict(rows)
     pair = [os.path.join(models, "cnn-10k-%s.burn.json" % d) for d in ("cuda", "cpu")]
     if "cnn-10k-cuda" in acc and "cnn-10k-cpu" in acc:
