@@ -361,19 +361,23 @@ impl VerifyReport {
         for row in self.rows() {
             s += &format!("| {row}\n");
         }
-        for line in self
-            .engines_line()
-            .into_iter()
-            .chain(self.passed_over_lines())
-        {
+        for line in self.notes() {
             s += &format!("{line}\n");
         }
         s
     }
 
+    /// The lines printed under the table: how often the engines agree with each other (for a
+    /// variant), then why providers were passed over (where any were).
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self.engines_line().into_iter().collect();
+        notes.extend(self.passed_over_lines());
+        notes
+    }
+
     /// One line per engine that runs on another provider than the first asked for, saying why
     /// each before it was passed over.
-    pub fn passed_over_lines(&self) -> Vec<String> {
+    fn passed_over_lines(&self) -> Vec<String> {
         let name = self
             .model
             .file_name()
@@ -394,7 +398,7 @@ impl VerifyReport {
 
     /// How often the engines agree with each other, for a variant (a float32 export agrees with
     /// the reference on every image, so its engines agree too).
-    pub fn engines_line(&self) -> Option<String> {
+    fn engines_line(&self) -> Option<String> {
         let variant = self.variant.as_deref()?;
         let a = self.engine_agreement?;
         let name = self.model.file_name()?.to_string_lossy();

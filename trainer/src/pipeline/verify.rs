@@ -74,10 +74,7 @@ pub fn summary_table(reports: &[VerifyReport]) -> String {
             first.data.display()
         );
     }
-    let notes = reports
-        .iter()
-        .flat_map(|r| r.engines_line().into_iter().chain(r.passed_over_lines()));
-    for line in notes {
+    for line in reports.iter().flat_map(VerifyReport::notes) {
         s += &format!("{line}\n");
     }
     s
