@@ -22,13 +22,12 @@ OUT=${OUT:-/tmp/gpu-check}
 WORK=${WORK:-/tmp/gpu-work}
 DEVICE=${DEVICE:-cuda}
 mkdir -p "$OUT" "$WORK"
-unpack() {
-    python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$1" "$2"
-}
-# Each binary is unpacked once per machine: later calls on the same machine skip it.
+# Each file is unpacked once per machine: later calls on the same machine skip it.
 unpacked() {
     local xz=$1 to=$2
-    [[ -s "$to" && "$to" -nt "$xz" ]] || { unpack "$xz" "$to.part" && mv "$to.part" "$to"; }
+    [[ -s "$to" && "$to" -nt "$xz" ]] && return
+    python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
+        "$xz" "$to.part" && mv "$to.part" "$to"
 }
 unpacked "$BIN/trainer.xz" "$WORK/trainer" && chmod +x "$WORK/trainer" || die "unpacking the trainer"
 ORT_XZ=$(ls "$BIN"/libonnxruntime.so.*.xz 2>/dev/null | sort -V | tail -1)
@@ -68,18 +67,25 @@ gpu_ort() {
         local want missing=()
         want=$(awk '{print $2}' "$pieces/SHA256SUMS")
         for p in $want; do [[ -f "$pieces/$p" ]] || missing+=("$p"); done
+        # Joined and unpacked once per machine; the copy of SHA256SUMS beside them says from which.
         if ((${#missing[@]})); then
             echo "ONNX Runtime GPU pieces missing: ${missing[*]}" >&2
-        elif cmp -s "$pieces/SHA256SUMS" "$WORK/ort-gpu/SHA256SUMS"; then
-            ls "$WORK"/ort-gpu/libonnxruntime.so.* | sort -V | tail -1 && return
-        elif (cd "$pieces" && sha256sum --quiet -c SHA256SUMS >&2); then
-            mkdir -p "$WORK/ort-gpu"
-            # shellcheck disable=SC2086
-            (cd "$pieces" && cat $want) | python3 -c "import lzma, sys, tarfile; tarfile.open(fileobj=lzma.open(sys.stdin.buffer), mode='r|').extractall(sys.argv[1])" "$WORK/ort-gpu" &&
-                cp "$pieces/SHA256SUMS" "$WORK/ort-gpu/" && ls "$WORK"/ort-gpu/libonnxruntime.so.* | sort -V | tail -1 && return
-            echo "ONNX Runtime GPU pieces: unpacking failed" >&2
         else
-            echo "ONNX Runtime GPU pieces: checksums differ" >&2
+            if cmp -s "$pieces/SHA256SUMS" "$WORK/ort-gpu/SHA256SUMS"; then
+                :
+            elif ! (cd "$pieces" && sha256sum --quiet -c SHA256SUMS >&2); then
+                echo "ONNX Runtime GPU pieces: checksums differ" >&2
+            else
+                mkdir -p "$WORK/ort-gpu"
+                # shellcheck disable=SC2086
+                (cd "$pieces" && cat $want) | python3 -c "import lzma, sys, tarfile; tarfile.open(fileobj=lzma.open(sys.stdin.buffer), mode='r|').extractall(sys.argv[1])" "$WORK/ort-gpu" &&
+                    cp "$pieces/SHA256SUMS" "$WORK/ort-gpu/" ||
+                    echo "ONNX Runtime GPU pieces: unpacking failed" >&2
+            fi
+            if cmp -s "$pieces/SHA256SUMS" "$WORK/ort-gpu/SHA256SUMS"; then
+                ls "$WORK"/ort-gpu/libonnxruntime.so.* | sort -V | tail -1
+                return
+            fi
         fi
     fi
     local cuda lib

@@ -19,11 +19,12 @@ def last_json_line(path):
         return None
 
 
-def engine_cells(verify_path):
-    """ort's and tract's "agreement / max dp (provider)" cells of a `<model>.verify.json`."""
+def engine_cells(report):
+    """ort's and tract's "agreement / max dp (provider, s)" cells of a `<model>.verify.json`'s
+    report (None: not verified)."""
     engines = {}
-    if os.path.exists(verify_path):
-        for e in json.load(open(verify_path))["engines"]:
+    if report:
+        for e in report["engines"]:
             if e.get("error"):
                 engines[e["engine"]] = "not run"
             else:
@@ -35,6 +36,9 @@ def engine_cells(verify_path):
 def main():
     models, logs = sys.argv[1], sys.argv[2]
     torch_log = os.path.join(logs, "torch.log")
+    # Each `<name>.verify.json`, read once.
+    reports = {os.path.basename(v)[: -len(".verify.json")]: json.load(open(v))
+               for v in sorted(glob.glob(os.path.join(models, "*.verify.json")))}
     rows = []
     print("| run | device | train images | epoch s | images/s | before epoch 1 s | test acc | ort: top-1 agreement with Burn / max prob diff (provider, s) | tract: the same |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -42,7 +46,7 @@ def main():
         name = os.path.basename(h)[: -len(".history.json")]
         hist = json.load(open(h))
         epoch = hist["epochs"][-1]
-        ort, tract = engine_cells(os.path.join(models, name + ".verify.json"))
+        ort, tract = engine_cells(reports.get(name))
         rows.append((name, epoch["val_accuracy"]))
         print("| %s | %s | %d | %.1f | %.0f | %.1f | %.2f %% | %s | %s |" % (
             name, hist["device"], hist["train_images"], epoch["seconds"],
@@ -53,24 +57,22 @@ def main():
         print("| pytorch cnn | %s (%s) | - | %.1f | %.0f | - | %.2f %% | - | - |" % (
             peer["peer"], peer["device_name"], peer["seconds"], peer["images_per_second"],
             100 * peer["test_accuracy"]))
-    variants = sorted(v for v in glob.glob(os.path.join(models, "*.verify.json"))
-                      if json.load(open(v)).get("variant"))
+    variants = [r for r in reports.values() if r.get("variant")]
     if variants:
         print("\n| variant | size MB | accuracy (first engine that ran) | ort: agreement with Burn fp32 / max prob diff (provider, s) | tract: the same |")
         print("|---|---|---|---|---|")
-        for v in variants:
-            r = json.load(open(v))
+        for r in variants:
             ran = [e for e in r["engines"] if e.get("accuracy") is not None]
             size = os.path.getsize(r["model"]) / 1e6 if os.path.exists(r["model"]) else float("nan")
             print("| %s | %.1f | %s | %s | %s |" % (
                 os.path.basename(r["model"]), size,
-                "%.2f %%" % (100 * ran[0]["accuracy"]) if ran else "-", *engine_cells(v)))
+                "%.2f %%" % (100 * ran[0]["accuracy"]) if ran else "-", *engine_cells(r)))
     passed_over = []
-    for v in sorted(glob.glob(os.path.join(models, "*.verify.json"))):
-        for e in json.load(open(v))["engines"]:
+    for name, r in reports.items():
+        for e in r["engines"]:
             if e.get("passed_over"):
                 passed_over.append("%s: %s ran on %s; passed over: %s" % (
-                    os.path.basename(v)[: -len(".verify.json")], e["engine"], e["provider"],
+                    name, e["engine"], e["provider"],
                     e["passed_over"].replace("\n", "; ")))
     if passed_over:
         print()
